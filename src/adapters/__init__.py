@@ -1,0 +1,1 @@
+"""The edges of syncledger: Salesforce, Intercom, simulators, HTTP API, CLI, settings, wiring."""
