@@ -1,4 +1,4 @@
-"""Sync configuration: which Salesforce field identifies an account, and which attributes flow where.
+"""Sync configuration: the field that identifies an account, and which attributes flow where.
 
 The file format (TOML) is public: users and other tools write it.
 
@@ -51,11 +51,15 @@ class AttributeMapping:
 
     @property
     def source(self) -> str:
-        return self.intercom if self.direction is Direction.INTERCOM_TO_SALESFORCE else self.salesforce
+        return (
+            self.intercom if self.direction is Direction.INTERCOM_TO_SALESFORCE else self.salesforce
+        )
 
     @property
     def destination(self) -> str:
-        return self.salesforce if self.direction is Direction.INTERCOM_TO_SALESFORCE else self.intercom
+        return (
+            self.salesforce if self.direction is Direction.INTERCOM_TO_SALESFORCE else self.intercom
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -262,7 +266,7 @@ def parse_config(text: str) -> SyncConfig:
                 AttributeMapping(
                     intercom=raw["intercom"].strip(),
                     salesforce=raw["salesforce"].strip(),
-                    direction=Direction(direction),
+                    direction=Direction(str(direction)),
                     skip_if_source_empty=raw.get("skip_if_source_empty", False),
                     skip_if_destination_has_value=raw.get("skip_if_destination_has_value", False),
                 )

@@ -10,6 +10,7 @@ combobox
 int                                                    integer           both
 double, currency, percent                              float             both; Intercom
                                                                          integer -> these too
+                                                                         (that way only)
 boolean                                                boolean           both
 date, datetime                                         date (Unix s)     both
 multipicklist                                          string (``;``)    Salesforce->Intercom
@@ -29,9 +30,7 @@ from typing import Any
 from ledger.catalog import IntercomAttribute, SalesforceField
 from ledger.config import Direction
 
-STRING_TYPES = frozenset(
-    {"string", "textarea", "phone", "url", "email", "picklist", "combobox"}
-)
+STRING_TYPES = frozenset({"string", "textarea", "phone", "url", "email", "picklist", "combobox"})
 FLOAT_TYPES = frozenset({"double", "currency", "percent"})
 DATE_TYPES = frozenset({"date", "datetime"})
 NEVER_TYPES = frozenset({"address", "location", "base64", "reference"})
@@ -40,6 +39,7 @@ IDENTIFIER_TYPES = frozenset({"string", "int", "double", "id"})
 
 BOTH = frozenset(Direction)
 S2I = frozenset({Direction.SALESFORCE_TO_INTERCOM})
+I2S = frozenset({Direction.INTERCOM_TO_SALESFORCE})
 
 
 def allowed_directions(sf_type: str, ic_type: str) -> frozenset[Direction]:
@@ -51,7 +51,7 @@ def allowed_directions(sf_type: str, ic_type: str) -> frozenset[Direction]:
     if sf_type in FLOAT_TYPES and ic_type == "float":
         return BOTH
     if sf_type in FLOAT_TYPES and ic_type == "integer":
-        return BOTH
+        return I2S  # an Intercom integer fits a Salesforce number; the reverse would truncate
     if sf_type == "boolean" and ic_type == "boolean":
         return BOTH
     if sf_type in DATE_TYPES and ic_type == "date":

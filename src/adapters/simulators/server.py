@@ -51,7 +51,9 @@ class BackgroundServer:
 
 
 @contextmanager
-def serving(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Iterator[BackgroundServer]:
+def serving(
+    app: Any, host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[BackgroundServer]:
     """Context manager: serve ``app`` on loopback for the duration of the block."""
     server = BackgroundServer(app, host, port).start()
     try:

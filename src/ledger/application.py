@@ -1,0 +1,288 @@
+"""The ledger application: records facts, takes decisions, stores both, answers questions.
+
+:class:`LedgerApp` is an ``eventsourcing`` :class:`~eventsourcing.application.Application`.
+Its state (:class:`ledger.state.LedgerState`) is the fold of the whole notification log, kept in
+memory and caught up from the log before every decision, so several processes may share one
+PostgreSQL database: each transaction ends with the next ``LedgerAdvanced`` event of the head
+stream, and a process that lost the race to write it rolls its decision back, catches up, and
+decides again.
+
+Time comes from the injected ``clock``; ids derive from natural keys (:mod:`ledger.ids`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Notification
+
+from ledger import events as ev
+from ledger import ids
+from ledger.catalog import FieldCatalog
+from ledger.config import COMPANY_ID, ActiveConfig, SyncConfig
+from ledger.decisions import Decider
+from ledger.facts import AccountChange, CompanyChange, Fact, LookupAnswer, WriteOutcome
+from ledger.state import IdentityLink, LedgerState, PendingWrite
+from ledger.validation import resolve_config
+from ledger.values import key_of
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+#: How many times a decision is retried after losing a race with another process.
+MAX_ATTEMPTS = 20
+#: Notifications read per query when catching up.
+PAGE = 1000
+
+
+def utc_now() -> datetime:
+    """The default clock."""
+    return datetime.now(tz=UTC)
+
+
+class LedgerBusyError(RuntimeError):
+    """Another process kept winning the race to append; nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one ledger transaction stored."""
+
+    events: tuple[ev.LedgerEvent, ...]
+    position: int
+
+    @property
+    def count(self) -> int:
+        return len(self.events)
+
+    def of_type(self, cls: type[ev.LedgerEvent]) -> list[ev.LedgerEvent]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+@dataclass(frozen=True)
+class LookupNeeds:
+    """Keys whose counterparts the ledger has never seen, by the system to ask."""
+
+    salesforce_field: str
+    salesforce_keys: tuple[str, ...]
+    intercom_keys: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.salesforce_keys or self.intercom_keys)
+
+
+class LedgerApp(Application[UUID]):
+    """The sync ledger. Construct with an eventsourcing ``env`` choosing the store.
+
+    Example::
+
+        app = LedgerApp(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                             "SQLITE_DBNAME": "ledger.db"})
+        app.apply_config(config, catalog)
+        app.ingest([CompanyChange(...), AccountChange(...)])
+        for write in app.pending_writes(): ...
+    """
+
+    name = "syncledger"
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.state = LedgerState()
+        self._lock = threading.RLock()
+        self.catch_up()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def ingest(self, facts: Iterable[Fact], summary: str = "ingest") -> Recorded:
+        """Record a batch of facts and every decision they lead to, in one transaction.
+
+        Facts are taken in order; put lookup answers before the changes that needed them.
+        Repeated or out-of-date facts are recognised and record nothing.
+        """
+        batch = list(facts)
+        return self._transact(summary, lambda d: d.ingest(batch))
+
+    def apply_config(self, config: SyncConfig, catalog: FieldCatalog) -> ActiveConfig:
+        """Validate ``config`` against ``catalog`` and put it in force as the next version.
+
+        Raises :class:`ledger.config.ConfigError` listing every problem; nothing is recorded
+        then. Changing the identifier field unmatches every mapping.
+        """
+
+        def decide(d: Decider) -> ActiveConfig:
+            active = resolve_config(config, catalog, version=self.state.config.version + 1)
+            d.configure(active)
+            return active
+
+        result: list[ActiveConfig] = []
+        self._transact("configuration", lambda d: result.append(decide(d)))
+        return result[0]
+
+    def record_outcomes(self, outcomes: Iterable[WriteOutcome]) -> Recorded:
+        """Record what happened to writes the writer sent."""
+        return self.ingest(outcomes, summary="write outcomes")
+
+    def give_up(self, write_ids: Iterable[str], rule: str, detail: str) -> Recorded:
+        """Close pending writes without sending them (e.g. ``retries_exhausted``)."""
+        chosen = list(write_ids)
+
+        def decide(d: Decider) -> None:
+            for wid in chosen:
+                d.give_up(wid, rule, detail)
+
+        return self._transact("give up", decide)
+
+    def _transact(self, summary: str, decide: Callable[[Decider], Any]) -> Recorded:
+        with self._lock:
+            for _ in range(MAX_ATTEMPTS):
+                self.catch_up()
+                try:
+                    with self.state.transaction():
+                        decider = Decider(self.state, self.clock())
+                        decide(decider)
+                        if not decider.events:
+                            return Recorded((), self.state.position)
+                        decider.emit(
+                            ev.LedgerAdvanced,
+                            ids.HEAD_STREAM,
+                            summary=summary,
+                            events=len(decider.events),
+                        )
+                        recordings = self.save(*decider.events)
+                except IntegrityError:
+                    continue  # another process appended first: catch up and decide again
+                position = max(r.notification.id for r in recordings)
+                self.state.scalars["position"] = position
+                return Recorded(tuple(decider.events), position)
+            raise LedgerBusyError(
+                f"gave up after {MAX_ATTEMPTS} attempts: other processes kept appending"
+            )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Apply events other processes appended since our position; return how many."""
+        with self._lock:
+            applied = 0
+            for notification in self._notifications_after(self.state.position):
+                event = self._decode(notification)
+                if self.state.versions.get(event.originator_id, 0) < event.originator_version:
+                    self.state.apply(event, notification.id)
+                    applied += 1
+                else:
+                    self.state.scalars["position"] = notification.id
+            return applied
+
+    def _notifications_after(
+        self, position: int, stop: int | None = None
+    ) -> Iterator[Notification]:
+        start = position
+        while True:
+            page = self.recorder.select_notifications(
+                start=start, limit=PAGE, stop=stop, inclusive_of_start=False
+            )
+            yield from page
+            if len(page) < PAGE:
+                return
+            start = page[-1].id
+
+    def _decode(self, notification: Notification) -> ev.LedgerEvent:
+        event = self.mapper.to_domain_event(notification)
+        assert isinstance(event, ev.LedgerEvent)
+        return event
+
+    def read_events(
+        self, after: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, ev.LedgerEvent]]:
+        """The ledger's events in order, with their positions (notification ids)."""
+        for count, notification in enumerate(self._notifications_after(after)):
+            if limit is not None and count >= limit:
+                return
+            yield notification.id, self._decode(notification)
+
+    def state_at(self, position: int | None = None) -> LedgerState:
+        """The state as it was right after ``position`` (all of it when ``None``),
+        rebuilt from the stored events alone."""
+        state = LedgerState()
+        for notification in self._notifications_after(0, stop=position):
+            state.apply(self._decode(notification), notification.id)
+        return state
+
+    def rebuild(self) -> LedgerState:
+        """The whole state rebuilt from the stored events (for checks and tools)."""
+        return self.state_at(None)
+
+    @property
+    def config(self) -> ActiveConfig:
+        """The configuration in force."""
+        return self.state.config
+
+    def pending_writes(self, system: str | None = None) -> list[PendingWrite]:
+        """Planned writes without a final outcome, in planning order."""
+        self.catch_up()
+        return [p for p in self.state.pending_writes() if system is None or p.system == system]
+
+    def mappings(self) -> list[IdentityLink]:
+        """The mappings in force, by company_id."""
+        self.catch_up()
+        return sorted(self.state.links.values(), key=lambda link: link.company_id)
+
+    def mapping_at(self, company_id: str, position: int | None = None) -> IdentityLink | None:
+        """The mapping for ``company_id`` right after ``position`` (now when ``None``)."""
+        if position is None:
+            self.catch_up()
+            return self.state.links.get(company_id)
+        return self.state_at(position).links.get(company_id)
+
+    def lookup_needs(self, facts: Sequence[Fact]) -> LookupNeeds:
+        """Which counterparts to ask the other system about before ingesting ``facts``.
+
+        A company change whose key no known account carries needs a Salesforce lookup; an
+        account change whose key no known company carries needs an Intercom lookup — unless the
+        same question was answered before (answers are recorded facts).
+        """
+        self.catch_up()
+        st = self.state
+        ident = st.config.identifier
+        sf_keys: set[str] = set()
+        ic_keys: set[str] = set()
+        for fact in facts:
+            if isinstance(fact, CompanyChange) and fact.kind != "snapshot" and fact.company_id:
+                key = fact.company_id
+                if (
+                    not st.accounts_by_key.get(key)
+                    and (
+                        ev.SALESFORCE,
+                        ident.name,
+                        key,
+                    )
+                    not in st.looked_up
+                ):
+                    sf_keys.add(key)
+            elif (
+                isinstance(fact, AccountChange)
+                and fact.kind != "snapshot"
+                and not fact.is_person_account
+            ):
+                akey = key_of(fact.fields.get(ident.name), ident.type)
+                if (
+                    akey is not None
+                    and akey not in st.company_by_key
+                    and (ev.INTERCOM, COMPANY_ID, akey) not in st.looked_up
+                ):
+                    ic_keys.add(akey)
+        return LookupNeeds(ident.name, tuple(sorted(sf_keys)), tuple(sorted(ic_keys)))
+
+    @staticmethod
+    def lookup_answer(
+        system: str, field: str, keys: Sequence[str], records: Sequence[Any]
+    ) -> LookupAnswer:
+        """Convenience constructor for a :class:`ledger.facts.LookupAnswer`."""
+        return LookupAnswer(system, field, tuple(keys), tuple(records))

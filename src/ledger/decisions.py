@@ -1,0 +1,692 @@
+"""Decisions: pure functions of the ledger's state, one fact, and the configuration in force.
+
+A :class:`Decider` turns each fact into events. Every event it emits is applied to the state at
+once (inside the state's journalled transaction), so later decisions in the same batch see
+earlier ones, and the caller stores the events or rolls the state back. Nothing here performs
+I/O or reads a clock: the timestamp is given.
+
+The seed's trigger tables, as implemented here:
+
+=============================  ==========================  ====================================
+trigger                        mapping exists              no mapping yet
+=============================  ==========================  ====================================
+company updated (Intercom)     sync updated attributes     map; sync updated attributes
+company created (Intercom)     (sync all)                  map; sync all mapped attributes
+company deleted (Intercom)     unmap (company kept)        --
+account updated (Salesforce)   sync all mapped attributes  map; sync all mapped attributes
+key updated (Salesforce)       unmap; map anew; sync all   map; sync all mapped attributes
+account created (Salesforce)   --                          map; sync all mapped attributes
+account deleted (Salesforce)   unmap (account kept)        --
+=============================  ==========================  ====================================
+
+Where several live business accounts share a key, the most recently updated one (greatest
+``SystemModstamp``, ties by smallest Id) holds the mapping; a switch is recorded as
+"superseded by a more recently updated duplicate".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ledger import events as ev
+from ledger import ids
+from ledger.config import ActiveConfig, Direction, ResolvedMapping
+from ledger.facts import (
+    AccountChange,
+    AccountRemoval,
+    CompanyChange,
+    CompanyRemoval,
+    LookupAnswer,
+    WriteOutcome,
+)
+from ledger.state import AccountRecord, CompanyRecord, IdentityLink, LedgerState, PendingWrite
+from ledger.values import Rejected, convert, is_empty, key_of, same_value
+
+E = TypeVar("E", bound=ev.LedgerEvent)
+
+#: Salesforce fields that change on every save and say nothing about the account's data.
+SALESFORCE_SYSTEM_FIELDS = frozenset(
+    {
+        "Id",
+        "attributes",
+        "IsDeleted",
+        "SystemModstamp",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "LastViewedDate",
+        "LastReferencedDate",
+        "LastActivityDate",
+    }
+)
+#: Intercom attributes that change by themselves (activity counters, timestamps).
+INTERCOM_VOLATILE_ATTRIBUTES = frozenset(
+    {"updated_at", "last_request_at", "session_count", "user_count", "last_seen", "id", "type"}
+)
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if is_empty(a) and is_empty(b):
+        return False
+    return bool(a != b)
+
+
+def changed_keys(
+    before: dict[str, Any] | None, after: dict[str, Any], ignore: frozenset[str]
+) -> list[str]:
+    """Keys whose value differs between two snapshots (all non-empty keys if none before)."""
+    if before is None:
+        return sorted(k for k, v in after.items() if k not in ignore and not is_empty(v))
+    keys = (set(before) | set(after)) - ignore
+    return sorted(k for k in keys if _differs(before.get(k), after.get(k)))
+
+
+class Decider:
+    """Takes the decisions for one ledger transaction; ``events`` holds what it emitted."""
+
+    def __init__(self, state: LedgerState, now: datetime) -> None:
+        self.state = state
+        self.now = now
+        self.events: list[ev.LedgerEvent] = []
+
+    # --- emitting ------------------------------------------------------------------------
+
+    def emit(self, cls: type[E], stream: UUID, **fields: Any) -> E:
+        """Create the next event of ``stream`` and apply it to the state."""
+        version = self.state.versions.get(stream, 0) + 1
+        event = cls(originator_id=stream, originator_version=version, timestamp=self.now, **fields)
+        self.state.apply(event)
+        self.events.append(event)
+        return event
+
+    # --- configuration -------------------------------------------------------------------
+
+    def configure(self, config: ActiveConfig) -> ev.ConfigurationApplied:
+        """Put ``config`` in force; a new identifier field unmatches every mapping."""
+        previous = self.state.config
+        fact = self.emit(
+            ev.ConfigurationApplied,
+            ids.CONFIG_STREAM,
+            version=config.version,
+            config=config.to_dict(),
+            previous_identifier_field=previous.identifier_field,
+        )
+        if config.identifier != previous.identifier:
+            for link in sorted(self.state.links.values(), key=lambda lk: lk.company_id):
+                self._unmap(link, "identifier field changed", fact.ref)
+        self._rejudge(lambda pw: True, fact.ref)
+        return fact
+
+    # --- Intercom ------------------------------------------------------------------------
+
+    def company_change(self, change: CompanyChange) -> None:
+        """Record an Intercom company change and decide what follows from it."""
+        st = self.state
+        prev = st.companies.get(change.intercom_id)
+        attrs = dict(change.attributes)
+        if prev is not None:
+            if prev.deleted and change.source == "webhook":
+                return  # a late notification about a company Intercom already deleted
+            if not prev.deleted:
+                if change.updated_at < prev.updated_at:
+                    return  # older than what we know: out-of-order delivery
+                if (
+                    change.updated_at == prev.updated_at
+                    and (change.company_id or None) == prev.company_id
+                    and not changed_keys(dict(prev.attributes), attrs, frozenset())
+                ):
+                    return  # the same notification again
+        alive_before = prev is not None and not prev.deleted
+        changed = changed_keys(
+            dict(prev.attributes) if alive_before and prev is not None else None,
+            attrs,
+            INTERCOM_VOLATILE_ATTRIBUTES,
+        )
+        cls: type[ev.CompanyFact] = {
+            "created": ev.CompanyCreated,
+            "updated": ev.CompanyUpdated,
+            "snapshot": ev.CompanyObserved,
+        }[change.kind]
+        fact = self.emit(
+            cls,
+            ids.company_stream(change.intercom_id),
+            intercom_id=change.intercom_id,
+            company_id=change.company_id or None,
+            attributes=attrs,
+            updated_at=change.updated_at,
+            changed=changed,
+            source=change.source,
+        )
+        cause = fact.ref
+        iid = change.intercom_id
+        self._rejudge_record(ev.INTERCOM, iid, cause)
+        if not change.company_id:
+            self.emit(
+                ev.RecordIgnored,
+                fact.originator_id,
+                system=ev.INTERCOM,
+                record_id=iid,
+                reason="company has no company_id (created automatically during qualification);"
+                " such companies are never synced",
+                cause=cause,
+            )
+            return
+        if change.kind == "snapshot":
+            return
+        if alive_before and prev is not None and _is_echo(prev.expected, attrs, changed):
+            self.emit(
+                ev.EchoRecognised,
+                fact.originator_id,
+                system=ev.INTERCOM,
+                record_id=iid,
+                fields=changed,
+                cause=cause,
+            )
+            return
+        key = change.company_id
+        trigger = "company_created" if change.kind == "created" else "company_updated"
+        link = st.links.get(key)
+        if link is not None and link.intercom_id != iid:
+            self._unmap(link, "company replaced", cause)
+            link = None
+        if link is None:
+            winner = next(iter(st.candidates(key)), None)
+            if winner is None:
+                self.emit(
+                    ev.NotSynced,
+                    fact.originator_id,
+                    system=ev.INTERCOM,
+                    record_id=iid,
+                    reason=f"no Salesforce account has {st.config.identifier_field} = {key!r} "
+                    "yet; the company waits for one",
+                    key=key,
+                    cause=cause,
+                )
+                return
+            link = self._map(key, iid, winner.salesforce_id, trigger, cause)
+        only = None if change.kind == "created" else set(changed)
+        self._plan(Direction.INTERCOM_TO_SALESFORCE, link, only, trigger, cause)
+
+    def company_removal(self, removal: CompanyRemoval) -> None:
+        """Record an Intercom company deletion: the mapping goes, the account stays."""
+        st = self.state
+        prev = st.companies.get(removal.intercom_id)
+        if prev is not None and prev.deleted:
+            return
+        company_id = removal.company_id or (prev.company_id if prev else None)
+        fact = self.emit(
+            ev.CompanyDeleted,
+            ids.company_stream(removal.intercom_id),
+            intercom_id=removal.intercom_id,
+            company_id=company_id,
+            source=removal.source,
+        )
+        if company_id:
+            link = st.links.get(company_id)
+            if link is not None and link.intercom_id == removal.intercom_id:
+                self._unmap(link, "company deleted", fact.ref)
+        self._rejudge_record(ev.INTERCOM, removal.intercom_id, fact.ref)
+
+    # --- Salesforce ----------------------------------------------------------------------
+
+    def account_change(self, change: AccountChange) -> None:
+        """Record a Salesforce account change and decide what follows from it."""
+        st = self.state
+        sid = change.salesforce_id
+        prev = st.accounts.get(sid)
+        fields = dict(change.fields)
+        alive_before = prev is not None and not prev.deleted
+        if prev is not None and alive_before:
+            if change.system_modstamp < prev.system_modstamp:
+                return  # older than what we know (overlapping poll windows)
+            if (
+                change.system_modstamp == prev.system_modstamp
+                and change.is_person_account == prev.is_person_account
+                and not changed_keys(dict(prev.fields), fields, frozenset())
+            ):
+                return  # seen already
+        ident = st.config.identifier
+        old_key = st.account_key(prev) if prev is not None and alive_before else None
+        new_key = key_of(fields.get(ident.name), ident.type)
+        changed = changed_keys(
+            dict(prev.fields) if prev is not None and alive_before else None,
+            fields,
+            SALESFORCE_SYSTEM_FIELDS,
+        )
+        common: dict[str, Any] = {
+            "salesforce_id": sid,
+            "fields": fields,
+            "system_modstamp": change.system_modstamp,
+            "is_person_account": change.is_person_account,
+            "changed": changed,
+            "source": change.source,
+        }
+        stream = ids.account_stream(sid)
+        fact: ev.AccountFact
+        if change.kind == "snapshot":
+            fact = self.emit(ev.AccountObserved, stream, **common)
+        elif not alive_before:
+            fact = self.emit(ev.AccountCreated, stream, **common)
+        elif old_key != new_key:
+            fact = self.emit(
+                ev.AccountIdentifierChanged,
+                stream,
+                **common,
+                identifier_field=ident.name,
+                old_value=old_key,
+                new_value=new_key,
+            )
+        else:
+            fact = self.emit(ev.AccountUpdated, stream, **common)
+        cause = fact.ref
+        self._rejudge_record(ev.SALESFORCE, sid, cause)
+        linked_key = st.link_by_account.get(sid)
+        if change.is_person_account:
+            self.emit(
+                ev.RecordIgnored,
+                stream,
+                system=ev.SALESFORCE,
+                record_id=sid,
+                reason="person account: only business accounts are synced",
+                cause=cause,
+            )
+            if linked_key is not None:
+                self._unmap(st.links[linked_key], "account is a person account", cause)
+                self._reevaluate(linked_key, cause, take_over=True)
+            return
+        if change.kind == "snapshot":
+            # A read can reveal that a duplicate now holds a key; it creates no new mapping.
+            for key in sorted({k for k in (old_key, new_key) if k is not None}):
+                self._reevaluate(key, cause, take_over=False)
+            return
+        if (
+            isinstance(fact, ev.AccountUpdated)
+            and prev is not None
+            and _is_echo(prev.expected, fields, changed)
+        ):
+            self.emit(
+                ev.EchoRecognised,
+                stream,
+                system=ev.SALESFORCE,
+                record_id=sid,
+                fields=changed,
+                cause=cause,
+            )
+            return
+        trigger = {
+            ev.AccountCreated: "account_created",
+            ev.AccountUpdated: "account_updated",
+            ev.AccountIdentifierChanged: "account_identifier_changed",
+        }[type(fact)]
+        if linked_key is not None and linked_key != new_key:
+            self._unmap(st.links[linked_key], "key changed", cause)
+            self._reevaluate(linked_key, cause, take_over=True)
+        elif old_key is not None and old_key != new_key:
+            self._reevaluate(old_key, cause, take_over=False)
+        if new_key is None:
+            self.emit(
+                ev.NotSynced,
+                stream,
+                system=ev.SALESFORCE,
+                record_id=sid,
+                reason=f"the account has no value in the identifier field {ident.name}",
+                key=None,
+                cause=cause,
+            )
+            return
+        self._match_account(sid, new_key, trigger, cause)
+
+    def account_removal(self, removal: AccountRemoval) -> None:
+        """Record a Salesforce account deletion: the mapping goes, the company stays."""
+        st = self.state
+        prev = st.accounts.get(removal.salesforce_id)
+        if prev is not None and prev.deleted:
+            return
+        fact = self.emit(
+            ev.AccountDeleted,
+            ids.account_stream(removal.salesforce_id),
+            salesforce_id=removal.salesforce_id,
+            deleted_at=removal.deleted_at,
+            source=removal.source,
+        )
+        key = st.link_by_account.get(removal.salesforce_id)
+        if key is not None:
+            self._unmap(st.links[key], "account deleted", fact.ref)
+            self._reevaluate(key, fact.ref, take_over=True)
+        self._rejudge_record(ev.SALESFORCE, removal.salesforce_id, fact.ref)
+
+    # --- lookups and outcomes ------------------------------------------------------------
+
+    def lookup_answer(self, answer: LookupAnswer) -> None:
+        """Record which records carry each key asked about, and each record found."""
+        for record in answer.records:
+            if isinstance(record, AccountChange):
+                self.account_change(record)
+            else:
+                self.company_change(record)
+        for key in sorted(set(answer.keys)):
+            found = sorted(
+                r.salesforce_id if isinstance(r, AccountChange) else r.intercom_id
+                for r in answer.records
+                if _record_key(r, answer.field, self.state) == key
+            )
+            if self.state.looked_up.get((answer.system, answer.field, key)) == tuple(found):
+                continue  # the same answer again
+            self.emit(
+                ev.LookupAnswered,
+                ids.lookup_stream(answer.system, answer.field, key),
+                system=answer.system,
+                field=answer.field,
+                key=key,
+                found=found,
+            )
+
+    def write_outcome(self, outcome: WriteOutcome) -> None:
+        """Record what happened to a write the writer sent."""
+        pw = self.state.pending.get(outcome.write_id)
+        if pw is None:
+            return  # already closed: a repeated outcome changes nothing
+        stream = ids.record_stream(pw.system, pw.record_id)
+        if outcome.ok:
+            self.emit(
+                ev.WriteApplied,
+                stream,
+                system=pw.system,
+                record_id=pw.record_id,
+                write=dict(pw.write),
+                before=outcome.before,
+                api_call=dict(outcome.api_call),
+            )
+        else:
+            self.emit(
+                ev.WriteFailed,
+                stream,
+                system=pw.system,
+                record_id=pw.record_id,
+                write=dict(pw.write),
+                error=outcome.error,
+                code=outcome.code,
+                retryable=outcome.retryable,
+                attempt=pw.attempts + 1,
+            )
+
+    def give_up(self, write_id: str, rule: str, detail: str) -> None:
+        """Close a pending write without sending it (e.g. retries exhausted)."""
+        pw = self.state.pending.get(write_id)
+        if pw is not None:
+            self._skip(pw, rule, detail, cause="")
+
+    # --- identity ------------------------------------------------------------------------
+
+    def _map(
+        self, key: str, intercom_id: str, salesforce_id: str, trigger: str, cause: str
+    ) -> IdentityLink:
+        st = self.state
+        self.emit(
+            ev.IdentityMapped,
+            ids.identity_stream(key),
+            company_id=key,
+            intercom_id=intercom_id,
+            salesforce_id=salesforce_id,
+            identifier_field=st.config.identifier_field,
+            config_version=st.config.version,
+            trigger=trigger,
+            cause=cause,
+        )
+        return st.links[key]
+
+    def _unmap(self, link: IdentityLink, reason: str, cause: str) -> None:
+        self.emit(
+            ev.IdentityUnmapped,
+            ids.identity_stream(link.company_id),
+            company_id=link.company_id,
+            intercom_id=link.intercom_id,
+            salesforce_id=link.salesforce_id,
+            identifier_field=link.identifier_field,
+            reason=reason,
+            cause=cause,
+        )
+        self._rejudge(lambda pw: pw.write["company_id"] == link.company_id, cause)
+
+    def _match_account(self, sid: str, key: str, trigger: str, cause: str) -> None:
+        st = self.state
+        stream = ids.account_stream(sid)
+        winner = st.candidates(key)[0]
+        if winner.salesforce_id != sid:
+            self.emit(
+                ev.NotSynced,
+                stream,
+                system=ev.SALESFORCE,
+                record_id=sid,
+                reason=f"account {winner.salesforce_id} also has {st.config.identifier_field} = "
+                f"{key!r} and was updated more recently; it holds the mapping",
+                key=key,
+                cause=cause,
+            )
+            return
+        company = st.live_company(key)
+        if company is None:
+            self.emit(
+                ev.NotSynced,
+                stream,
+                system=ev.SALESFORCE,
+                record_id=sid,
+                reason=f"no Intercom company has company_id {key!r} yet; the account waits for one",
+                key=key,
+                cause=cause,
+            )
+            return
+        link = st.links.get(key)
+        if link is not None and link.salesforce_id != sid:
+            self._unmap(link, "superseded by a more recently updated duplicate", cause)
+            link = None
+        if link is not None and link.intercom_id != company.intercom_id:
+            self._unmap(link, "company replaced", cause)
+            link = None
+        if link is None:
+            link = self._map(key, company.intercom_id, sid, trigger, cause)
+        self._plan(Direction.SALESFORCE_TO_INTERCOM, link, None, trigger, cause)
+
+    def _reevaluate(self, key: str, cause: str, *, take_over: bool) -> None:
+        """Make the best live candidate hold ``key``'s mapping.
+
+        With ``take_over`` an unmapped key is mapped to the best remaining duplicate (after the
+        holder left the key); without it only an existing mapping may switch holder.
+        """
+        st = self.state
+        winner = next(iter(st.candidates(key)), None)
+        company = st.live_company(key)
+        link = st.links.get(key)
+        if link is not None:
+            if winner is None or company is None or winner.salesforce_id == link.salesforce_id:
+                return
+            self._unmap(link, "superseded by a more recently updated duplicate", cause)
+            trigger = "duplicate_superseded"
+        elif take_over and winner is not None and company is not None:
+            trigger = "duplicate_took_over"
+        else:
+            return
+        assert winner is not None and company is not None
+        new_link = self._map(key, company.intercom_id, winner.salesforce_id, trigger, cause)
+        self._plan(Direction.SALESFORCE_TO_INTERCOM, new_link, None, trigger, cause)
+
+    # --- attribute writes ----------------------------------------------------------------
+
+    def _plan(
+        self,
+        direction: Direction,
+        link: IdentityLink,
+        only: set[str] | None,
+        trigger: str,
+        cause: str,
+    ) -> None:
+        st = self.state
+        account = st.accounts[link.salesforce_id]
+        company = st.companies[link.intercom_id]
+        if direction is Direction.INTERCOM_TO_SALESFORCE:
+            src_system, src_id, src_values = ev.INTERCOM, company.intercom_id, company.attributes
+            dst_system, dst_id, dst_values = ev.SALESFORCE, account.salesforce_id, account.fields
+        else:
+            src_system, src_id, src_values = ev.SALESFORCE, account.salesforce_id, account.fields
+            dst_system, dst_id, dst_values = ev.INTERCOM, company.intercom_id, company.attributes
+        planned: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        for rm in st.config.mappings:
+            m = rm.mapping
+            if m.direction is not direction or (only is not None and m.source not in only):
+                continue
+            source_value = src_values.get(m.source)
+            before = dst_values.get(m.destination)
+            item: dict[str, Any] = {
+                "field": m.destination,
+                "type": _destination_type(rm),
+                "source_system": src_system,
+                "source_record_id": src_id,
+                "source_field": m.source,
+                "source_value": source_value,
+                "before": before,
+                "mapping": m.to_dict(),
+                "skip_if_source_empty": m.skip_if_source_empty,
+                "skip_if_destination_has_value": m.skip_if_destination_has_value,
+                "config_version": st.config.version,
+                "company_id": link.company_id,
+                "trigger": trigger,
+                "cause": cause,
+            }
+            old = st.pending_by_target.get((dst_system, dst_id, m.destination))
+            if old is not None:
+                self._skip(
+                    st.pending[old],
+                    "superseded",
+                    "a newer change of the source decided this field again",
+                    cause,
+                )
+            if m.skip_if_source_empty and is_empty(source_value):
+                skipped.append({**item, "rule": "source_empty", "value": None})
+                continue
+            conversion = convert(source_value, rm.salesforce, rm.intercom, direction)
+            if isinstance(conversion, Rejected):
+                rejected.append({**item, "reason": conversion.reason})
+                continue
+            value = conversion.value
+            if same_value(value, before, item["type"]):
+                skipped.append({**item, "rule": "already_equal", "value": value})
+            elif m.skip_if_destination_has_value and not is_empty(before):
+                skipped.append({**item, "rule": "destination_has_value", "value": value})
+            else:
+                write_id = ids.write_id(cause, dst_system, dst_id, m.destination)
+                planned.append({**item, "write_id": write_id, "value": value})
+        if planned or skipped or rejected:
+            self.emit(
+                ev.SyncPlanned,
+                ids.record_stream(dst_system, dst_id),
+                system=dst_system,
+                record_id=dst_id,
+                company_id=link.company_id,
+                trigger=trigger,
+                cause=cause,
+                config_version=st.config.version,
+                planned=planned,
+                skipped=skipped,
+                rejected=rejected,
+            )
+
+    def _skip(self, pw: PendingWrite, rule: str, detail: str, cause: str) -> None:
+        self.emit(
+            ev.WriteSkipped,
+            ids.record_stream(pw.system, pw.record_id),
+            system=pw.system,
+            record_id=pw.record_id,
+            write=dict(pw.write),
+            rule=rule,
+            detail=detail,
+            cause=cause,
+        )
+
+    def _rejudge_record(self, system: str, record_id: str, cause: str) -> None:
+        self._rejudge(
+            lambda pw: (
+                (pw.system == system and pw.record_id == record_id)
+                or (
+                    pw.write["source_system"] == system
+                    and pw.write["source_record_id"] == record_id
+                )
+            ),
+            cause,
+        )
+
+    def _rejudge(self, which: Callable[[PendingWrite], bool], cause: str) -> None:
+        """Close pending writes that the current state no longer allows."""
+        for pw in [p for p in self.state.pending_writes() if which(p)]:
+            verdict = self._verdict(pw)
+            if verdict is not None:
+                self._skip(pw, verdict[0], verdict[1], cause)
+
+    def _verdict(self, pw: PendingWrite) -> tuple[str, str] | None:
+        st = self.state
+        w = pw.write
+        link = st.links.get(str(w["company_id"]))
+        ids_now = None if link is None else {link.salesforce_id, link.intercom_id}
+        if ids_now is None or {pw.record_id, w["source_record_id"]} != ids_now:
+            return "no_mapping", "the mapping between the two records no longer exists"
+        if not any(rm.mapping.to_dict() == w["mapping"] for rm in st.config.mappings):
+            return "configuration_changed", "the attribute mapping is no longer configured"
+        dst = _values_of(st, pw.system, pw.record_id)
+        before = dst.get(pw.field)
+        if same_value(pw.value, before, str(w["type"])):
+            return "already_equal", "the destination already holds the value"
+        if w["skip_if_destination_has_value"] and not is_empty(before):
+            return "destination_has_value", f"the destination now has a value ({before!r})"
+        return None
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def ingest(self, facts: Iterable[object]) -> None:
+        """Decide a batch of facts in order."""
+        for fact in facts:
+            if isinstance(fact, LookupAnswer):
+                self.lookup_answer(fact)
+            elif isinstance(fact, CompanyChange):
+                self.company_change(fact)
+            elif isinstance(fact, CompanyRemoval):
+                self.company_removal(fact)
+            elif isinstance(fact, AccountChange):
+                self.account_change(fact)
+            elif isinstance(fact, AccountRemoval):
+                self.account_removal(fact)
+            elif isinstance(fact, WriteOutcome):
+                self.write_outcome(fact)
+            else:
+                raise TypeError(f"not a ledger fact: {fact!r}")
+
+
+def _destination_type(rm: ResolvedMapping) -> str:
+    if rm.direction is Direction.INTERCOM_TO_SALESFORCE:
+        return rm.salesforce.type
+    return rm.intercom.data_type
+
+
+def _values_of(st: LedgerState, system: str, record_id: str) -> dict[str, Any]:
+    if system == ev.SALESFORCE:
+        acc: AccountRecord | None = st.accounts.get(record_id)
+        return dict(acc.fields) if acc is not None else {}
+    com: CompanyRecord | None = st.companies.get(record_id)
+    return dict(com.attributes) if com is not None else {}
+
+
+def _is_echo(expected: Any, values: dict[str, Any], changed: list[str]) -> bool:
+    """A change is an echo when every changed field now shows a value we wrote or are writing."""
+    if not expected:
+        return False
+    matched = {f for f, v in expected.items() if not _differs(values.get(f), v)}
+    return bool(matched) and set(changed) <= matched
+
+
+def _record_key(record: AccountChange | CompanyChange, field: str, st: LedgerState) -> str | None:
+    if isinstance(record, CompanyChange):
+        return record.company_id
+    ident = st.config.identifier
+    return key_of(record.fields.get(field), ident.type if ident.name == field else "string")

@@ -1,0 +1,288 @@
+"""The ledger's domain events: every external fact and every decision, immutable.
+
+Streams (each an ``originator_id``, see :mod:`ledger.ids`) and what they hold:
+
+* configuration (one stream): ``ConfigurationApplied``.
+* one stream per Intercom company: ``CompanyCreated``/``CompanyUpdated``/``CompanyObserved``/
+  ``CompanyDeleted`` (facts), and the decisions about writing *to* that company.
+* one stream per Salesforce account: ``AccountCreated``/``AccountUpdated``/
+  ``AccountIdentifierChanged``/``AccountObserved``/``AccountDeleted`` (facts), and the decisions
+  about writing *to* that account.
+* one stream per identity key (the ``company_id`` value): ``IdentityMapped``/``IdentityUnmapped``.
+* one stream per lookup key: ``LookupAnswered``.
+* the head stream: one ``LedgerAdvanced`` per transaction; its version numbers serialise all
+  writers, so a decision is always taken on the complete ledger (optimistic concurrency).
+
+Facts say what a system told us; decisions (``RecordIgnored``, ``NotSynced``,
+``EchoRecognised``, ``IdentityMapped``/``Unmapped``, ``SyncPlanned``, ``WriteSkipped``) are
+derived from facts and configuration by :mod:`ledger.decisions`; outcomes (``WriteApplied``,
+``WriteFailed``) are facts again. Event fields are JSON values only, so a stored event decodes
+to an equal event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import register_topic
+
+SALESFORCE = "salesforce"
+INTERCOM = "intercom"
+
+#: Every ledger event class by its stable topic.
+EVENT_CLASSES: dict[str, type[LedgerEvent]] = {}
+
+
+class LedgerEvent(DomainEvent):
+    """Base of all ledger events. ``timestamp`` comes from the injected clock."""
+
+    TOPIC = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        topic = f"syncledger:{cls.__name__}"
+        cls.TOPIC = topic
+        register_topic(topic, cls)
+        EVENT_CLASSES[topic] = cls
+
+    @property
+    def ref(self) -> str:
+        """A stable reference to this event: ``<stream>:<version>``."""
+        return f"{self.originator_id}:{self.originator_version}"
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigurationApplied(LedgerEvent):
+    """A validated configuration became the one in force (``config`` = ActiveConfig dict)."""
+
+    version: int
+    config: dict[str, Any]
+    previous_identifier_field: str
+
+
+# --- Intercom company facts ---------------------------------------------------------------
+
+
+class CompanyFact(LedgerEvent):
+    intercom_id: str
+    company_id: str | None
+    attributes: dict[str, Any]
+    updated_at: int
+    changed: list[str]
+    source: str
+
+
+class CompanyCreated(CompanyFact):
+    """Intercom reported a new company (trigger: company created)."""
+
+
+class CompanyUpdated(CompanyFact):
+    """Intercom reported a changed company (trigger: company updated)."""
+
+
+class CompanyObserved(CompanyFact):
+    """We read a company (lookup answer, read before write): a fact, not a trigger."""
+
+
+class CompanyDeleted(LedgerEvent):
+    """Intercom reported a company deleted (trigger: company deleted)."""
+
+    intercom_id: str
+    company_id: str | None
+    source: str
+
+
+# --- Salesforce account facts -------------------------------------------------------------
+
+
+class AccountFact(LedgerEvent):
+    salesforce_id: str
+    fields: dict[str, Any]
+    system_modstamp: str
+    is_person_account: bool
+    changed: list[str]
+    source: str
+
+
+class AccountCreated(AccountFact):
+    """Salesforce showed an account we had never seen (trigger: account created)."""
+
+
+class AccountUpdated(AccountFact):
+    """Salesforce showed a changed account (trigger: account updated)."""
+
+
+class AccountIdentifierChanged(AccountFact):
+    """Salesforce showed an account whose identifier value changed (trigger: key updated)."""
+
+    identifier_field: str
+    old_value: str | None
+    new_value: str | None
+
+
+class AccountObserved(AccountFact):
+    """We read an account (lookup answer, read before write): a fact, not a trigger."""
+
+
+class AccountDeleted(LedgerEvent):
+    """Salesforce reported an account deleted (trigger: account deleted)."""
+
+    salesforce_id: str
+    deleted_at: str | None
+    source: str
+
+
+class LookupAnswered(LedgerEvent):
+    """The other system answered "which records carry this key?" (``found`` = record ids)."""
+
+    system: str
+    field: str
+    key: str
+    found: list[str]
+
+
+# --- decisions about records --------------------------------------------------------------
+
+
+class RecordIgnored(LedgerEvent):
+    """A record is never synced (person account, company without company_id)."""
+
+    system: str
+    record_id: str
+    reason: str
+    cause: str
+
+
+class NotSynced(LedgerEvent):
+    """A change was recorded but could not sync, and why (no counterpart yet, lost a tie, …)."""
+
+    system: str
+    record_id: str
+    reason: str
+    key: str | None
+    cause: str
+
+
+class EchoRecognised(LedgerEvent):
+    """A change only reflected our own write; it triggers nothing."""
+
+    system: str
+    record_id: str
+    fields: list[str]
+    cause: str
+
+
+# --- identity ----------------------------------------------------------------------------
+
+
+class IdentityMapped(LedgerEvent):
+    """A company and an account were matched on the identifier value ``company_id``."""
+
+    company_id: str
+    intercom_id: str
+    salesforce_id: str
+    identifier_field: str
+    config_version: int
+    trigger: str
+    cause: str
+
+
+class IdentityUnmapped(LedgerEvent):
+    """A mapping ended; ``reason`` is one of :data:`UNMAP_REASONS`."""
+
+    company_id: str
+    intercom_id: str
+    salesforce_id: str
+    identifier_field: str
+    reason: str
+    cause: str
+
+
+UNMAP_REASONS = (
+    "company deleted",
+    "account deleted",
+    "key changed",
+    "identifier field changed",
+    "superseded by a more recently updated duplicate",
+    "account is a person account",
+    "company replaced",
+)
+
+
+# --- attribute writes --------------------------------------------------------------------
+
+
+class SyncPlanned(LedgerEvent):
+    """One trigger's attribute decisions for one destination record.
+
+    ``planned``: writes to send (each a write dict, see :mod:`ledger.state`);
+    ``skipped``: ``{field, source_field, rule, detail, ...}`` for rules that held the write back;
+    ``rejected``: values the destination cannot take.
+    """
+
+    system: str
+    record_id: str
+    company_id: str
+    trigger: str
+    cause: str
+    config_version: int
+    planned: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+
+
+class WriteSkipped(LedgerEvent):
+    """A planned write will not be sent after all (``rule`` says why)."""
+
+    system: str
+    record_id: str
+    write: dict[str, Any]
+    rule: str
+    detail: str
+    cause: str
+
+
+class WriteApplied(LedgerEvent):
+    """The destination accepted a write. ``before`` is its value just before the write."""
+
+    system: str
+    record_id: str
+    write: dict[str, Any]
+    before: Any
+    api_call: dict[str, Any]
+
+
+class WriteFailed(LedgerEvent):
+    """The destination refused a write, or the call failed; retryable ones stay pending."""
+
+    system: str
+    record_id: str
+    write: dict[str, Any]
+    error: str
+    code: str
+    retryable: bool
+    attempt: int
+
+
+# --- the head ------------------------------------------------------------------------------
+
+
+class LedgerAdvanced(LedgerEvent):
+    """Closes one ledger transaction; its version is the transaction's sequence number."""
+
+    summary: str
+    events: int
+
+
+SKIP_RULES = (
+    "source_empty",
+    "destination_has_value",
+    "already_equal",
+    "no_mapping",
+    "superseded",
+    "configuration_changed",
+    "retries_exhausted",
+)
