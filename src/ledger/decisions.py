@@ -26,7 +26,7 @@ Where several live business accounts share a key, the most recently updated one 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -116,7 +116,7 @@ class Decider:
         if config.identifier != previous.identifier:
             for link in sorted(self.state.links.values(), key=lambda lk: lk.company_id):
                 self._unmap(link, "identifier field changed", fact.ref)
-        self._rejudge(lambda pw: True, fact.ref)
+        self._rejudge(self.state.pending_writes(), fact.ref)
         return fact
 
     # --- Intercom ------------------------------------------------------------------------
@@ -448,7 +448,8 @@ class Decider:
             reason=reason,
             cause=cause,
         )
-        self._rejudge(lambda pw: pw.write["company_id"] == link.company_id, cause)
+        self._rejudge_record(ev.SALESFORCE, link.salesforce_id, cause)
+        self._rejudge_record(ev.INTERCOM, link.intercom_id, cause)
 
     def _match_account(self, sid: str, key: str, trigger: str, cause: str) -> None:
         st = self.state
@@ -607,20 +608,13 @@ class Decider:
         )
 
     def _rejudge_record(self, system: str, record_id: str, cause: str) -> None:
-        self._rejudge(
-            lambda pw: (
-                (pw.system == system and pw.record_id == record_id)
-                or (
-                    pw.write["source_system"] == system
-                    and pw.write["source_record_id"] == record_id
-                )
-            ),
-            cause,
-        )
+        """Close pending writes to or from one record that the state no longer allows."""
+        self._rejudge(self.state.pending_involving(system, record_id), cause)
 
-    def _rejudge(self, which: Callable[[PendingWrite], bool], cause: str) -> None:
-        """Close pending writes that the current state no longer allows."""
-        for pw in [p for p in self.state.pending_writes() if which(p)]:
+    def _rejudge(self, writes: list[PendingWrite], cause: str) -> None:
+        for pw in writes:
+            if pw.write_id not in self.state.pending:
+                continue
             verdict = self._verdict(pw)
             if verdict is not None:
                 self._skip(pw, verdict[0], verdict[1], cause)

@@ -94,6 +94,8 @@ class LedgerState:
         self.link_by_account: dict[str, str] = {}
         self.pending: dict[str, PendingWrite] = {}
         self.pending_by_target: dict[tuple[str, str, str], str] = {}
+        #: pending write ids by every record they involve (destination and source)
+        self.pending_by_record: dict[tuple[str, str], frozenset[str]] = {}
         self.looked_up: dict[tuple[str, str, str], tuple[str, ...]] = {}
         self.versions: dict[UUID, int] = {}
         self.scalars: dict[str, Any] = {
@@ -167,6 +169,11 @@ class LedgerState:
         """Planned writes still waiting for an outcome, in planning order."""
         return sorted(self.pending.values(), key=lambda p: p.seq)
 
+    def pending_involving(self, system: str, record_id: str) -> list[PendingWrite]:
+        """Pending writes to or from one record, in planning order."""
+        found = [self.pending[w] for w in self.pending_by_record.get((system, record_id), ())]
+        return sorted(found, key=lambda p: p.seq)
+
     def snapshot(self) -> dict[str, Any]:
         """A canonical, comparable rendering of the whole state."""
         return {
@@ -181,6 +188,7 @@ class LedgerState:
                 for p in self.pending_writes()
             ],
             "pending_by_target": dict(sorted(self.pending_by_target.items())),
+            "pending_by_record": {k: sorted(v) for k, v in sorted(self.pending_by_record.items())},
             "looked_up": dict(sorted(self.looked_up.items())),
             "versions": {str(k): v for k, v in sorted(self.versions.items())},
             "scalars": {**self.scalars, "config": self.config.to_dict()},
@@ -339,6 +347,9 @@ class LedgerState:
             pw = PendingWrite(seq, e.system, e.record_id, dict(item))
             self._put(self.pending, pw.write_id, pw)
             self._put(self.pending_by_target, (e.system, e.record_id, pw.field), pw.write_id)
+            for record in _records_of(pw):
+                ids = self.pending_by_record.get(record, frozenset())
+                self._put(self.pending_by_record, record, ids | {pw.write_id})
             self._set_expected(e.system, e.record_id, pw.field, pw.value)
 
     def _close(self, write_id: str) -> PendingWrite | None:
@@ -349,6 +360,12 @@ class LedgerState:
         target = (pw.system, pw.record_id, pw.field)
         if self.pending_by_target.get(target) == write_id:
             self._pop(self.pending_by_target, target)
+        for record in _records_of(pw):
+            ids = self.pending_by_record.get(record, frozenset()) - {write_id}
+            if ids:
+                self._put(self.pending_by_record, record, ids)
+            else:
+                self._pop(self.pending_by_record, record)
         return pw
 
     def _on_write_closed(self, e: ev.WriteSkipped) -> None:
@@ -412,3 +429,8 @@ class LedgerState:
             self._put(self.accounts, pw.record_id, replace(record, expected=expected))
         else:
             self._put(self.companies, pw.record_id, replace(record, expected=expected))
+
+
+def _records_of(pw: PendingWrite) -> tuple[tuple[str, str], tuple[str, str]]:
+    source = (str(pw.write["source_system"]), str(pw.write["source_record_id"]))
+    return (pw.system, pw.record_id), source

@@ -50,9 +50,8 @@ def test_events_survive_reopening_and_rebuild_to_the_same_state(open_ledger: Fac
     app = open_ledger()
     app.apply_config(STANDARD_CONFIG, CATALOG)
     app.ingest(accounts(0, 50))
-    app.ingest(
-        [CompanyChange(f"c{i}", f"k{i}", {"name": "x", "size": i}, 100, "created") for i in range(30)]
-    )
+    companies = [CompanyChange(f"c{i}", f"k{i}", {"size": i}, 100, "created") for i in range(30)]
+    app.ingest(companies)
     app.record_outcomes(WriteOutcome(p.write_id, True) for p in app.pending_writes()[:10])
     reopened = open_ledger()
     assert reopened.state.snapshot() == app.state.snapshot()
@@ -101,9 +100,7 @@ def test_concurrent_writers_lose_nothing_and_agree(open_ledger: Factory) -> None
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [
-        threading.Thread(target=work, args=(app, n * 1000)) for n, app in enumerate(apps)
-    ]
+    threads = [threading.Thread(target=work, args=(app, n * 1000)) for n, app in enumerate(apps)]
     for t in threads:
         t.start()
     for t in threads:
