@@ -26,7 +26,7 @@ Where several live business accounts share a key, the most recently updated one 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -126,24 +126,25 @@ class Decider:
         st = self.state
         prev = st.companies.get(change.intercom_id)
         attrs = dict(change.attributes)
+        before: dict[str, Any] | None = None
         if prev is not None:
             if prev.deleted and change.source == "webhook":
                 return  # a late notification about a company Intercom already deleted
             if not prev.deleted:
                 if change.updated_at < prev.updated_at:
                     return  # older than what we know: out-of-order delivery
-                if (
-                    change.updated_at == prev.updated_at
-                    and (change.company_id or None) == prev.company_id
-                    and not changed_keys(dict(prev.attributes), attrs, frozenset())
-                ):
+                found = _before(
+                    change.kind == "snapshot",
+                    change.updated_at,
+                    attrs,
+                    (prev.updated_at, prev.attributes),
+                    (prev.trigger_stamp, prev.baseline),
+                    same_identity=(change.company_id or None) == prev.company_id,
+                )
+                if isinstance(found, _Repeat):
                     return  # the same notification again
-        alive_before = prev is not None and not prev.deleted
-        changed = changed_keys(
-            dict(prev.attributes) if alive_before and prev is not None else None,
-            attrs,
-            INTERCOM_VOLATILE_ATTRIBUTES,
-        )
+                before = found
+        changed = changed_keys(before, attrs, INTERCOM_VOLATILE_ATTRIBUTES)
         cls: type[ev.CompanyFact] = {
             "created": ev.CompanyCreated,
             "updated": ev.CompanyUpdated,
@@ -175,7 +176,7 @@ class Decider:
             return
         if change.kind == "snapshot":
             return
-        if alive_before and prev is not None and _is_echo(prev.expected, attrs, changed):
+        if before is not None and prev is not None and _is_echo(prev.expected, attrs, changed):
             self.emit(
                 ev.EchoRecognised,
                 fact.originator_id,
@@ -237,24 +238,26 @@ class Decider:
         sid = change.salesforce_id
         prev = st.accounts.get(sid)
         fields = dict(change.fields)
-        alive_before = prev is not None and not prev.deleted
-        if prev is not None and alive_before:
+        snapshot = change.kind == "snapshot"
+        before: dict[str, Any] | None = None
+        if prev is not None and not prev.deleted:
             if change.system_modstamp < prev.system_modstamp:
                 return  # older than what we know (overlapping poll windows)
-            if (
-                change.system_modstamp == prev.system_modstamp
-                and change.is_person_account == prev.is_person_account
-                and not changed_keys(dict(prev.fields), fields, frozenset())
-            ):
+            found = _before(
+                snapshot,
+                change.system_modstamp,
+                fields,
+                (prev.system_modstamp, prev.fields),
+                (prev.trigger_stamp, prev.baseline),
+                same_identity=change.is_person_account == prev.is_person_account,
+            )
+            if isinstance(found, _Repeat):
                 return  # seen already
+            before = found
         ident = st.config.identifier
-        old_key = st.account_key(prev) if prev is not None and alive_before else None
+        old_key = None if before is None else key_of(before.get(ident.name), ident.type)
         new_key = key_of(fields.get(ident.name), ident.type)
-        changed = changed_keys(
-            dict(prev.fields) if prev is not None and alive_before else None,
-            fields,
-            SALESFORCE_SYSTEM_FIELDS,
-        )
+        changed = changed_keys(before, fields, SALESFORCE_SYSTEM_FIELDS)
         common: dict[str, Any] = {
             "salesforce_id": sid,
             "fields": fields,
@@ -267,7 +270,7 @@ class Decider:
         fact: ev.AccountFact
         if change.kind == "snapshot":
             fact = self.emit(ev.AccountObserved, stream, **common)
-        elif not alive_before:
+        elif before is None:
             fact = self.emit(ev.AccountCreated, stream, **common)
         elif old_key != new_key:
             fact = self.emit(
@@ -296,8 +299,12 @@ class Decider:
                 self._unmap(st.links[linked_key], "account is a person account", cause)
                 self._reevaluate(linked_key, cause, take_over=True)
             return
-        if change.kind == "snapshot":
-            # A read can reveal that a duplicate now holds a key; it creates no new mapping.
+        if snapshot:
+            # A read can show that the holder left its key or that a duplicate now holds it;
+            # it ends or switches mappings but creates none (that is for the triggers).
+            if linked_key is not None and linked_key != new_key:
+                self._unmap(st.links[linked_key], "key changed", cause)
+                self._reevaluate(linked_key, cause, take_over=True)
             for key in sorted({k for k in (old_key, new_key) if k is not None}):
                 self._reevaluate(key, cause, take_over=False)
             return
@@ -655,6 +662,51 @@ class Decider:
                 self.write_outcome(fact)
             else:
                 raise TypeError(f"not a ledger fact: {fact!r}")
+
+
+class _Repeat:
+    """Marks a fact that repeats what the ledger already holds."""
+
+
+S = TypeVar("S", int, str)
+
+
+def _before(
+    is_read: bool,
+    stamp: S,
+    values: dict[str, Any],
+    latest: tuple[S, Mapping[str, Any]],
+    last_change: tuple[S, Mapping[str, Any] | None],
+    *,
+    same_identity: bool,
+) -> dict[str, Any] | _Repeat | None:
+    """The state a new fact is compared with, or :class:`_Repeat` if it says nothing new.
+
+    Changes are derived against the latest state *older* than the fact: a read that already
+    shows a change (taken before its webhook or poll arrived) is not its "before", and the
+    change still triggers. A change with no older state known has no "before" (``None``).
+    """
+    if is_read or stamp > latest[0]:
+        if (
+            stamp == latest[0]
+            and same_identity
+            and not changed_keys(dict(latest[1]), values, _NONE)
+        ):
+            return _Repeat()
+        return dict(latest[1])
+    change_stamp, change_values = last_change
+    if change_values is None:
+        return None
+    if (
+        stamp == change_stamp
+        and same_identity
+        and not changed_keys(dict(change_values), values, _NONE)
+    ):
+        return _Repeat()
+    return dict(change_values)
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _destination_type(rm: ResolvedMapping) -> str:

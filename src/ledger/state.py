@@ -32,6 +32,10 @@ class AccountRecord:
     deleted: bool = False
     #: values we wrote (or are writing) whose echo we expect to see next
     expected: Mapping[str, Any] = field(default_factory=dict)
+    #: the fields as of the last change Salesforce reported (``None``: only read so far);
+    #: changes are derived against this, not against reads and lookups
+    baseline: Mapping[str, Any] | None = None
+    trigger_stamp: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class CompanyRecord:
     updated_at: int
     deleted: bool = False
     expected: Mapping[str, Any] = field(default_factory=dict)
+    #: the attributes as of the last change Intercom reported (``None``: only read so far)
+    baseline: Mapping[str, Any] | None = None
+    trigger_stamp: int = -1
 
 
 @dataclass(frozen=True)
@@ -262,13 +269,20 @@ class LedgerState:
             and self.company_by_key.get(prev.company_id) == e.intercom_id
         ):
             self._pop(self.company_by_key, prev.company_id)
-        keep_expected = isinstance(e, ev.CompanyObserved) and prev is not None
+        observed = isinstance(e, ev.CompanyObserved)
+        alive = prev is not None and not prev.deleted
         record = CompanyRecord(
             intercom_id=e.intercom_id,
             company_id=e.company_id or None,
             attributes=dict(e.attributes),
             updated_at=e.updated_at,
-            expected=dict(prev.expected) if keep_expected and prev is not None else {},
+            expected=dict(prev.expected) if observed and prev is not None else {},
+            baseline=(prev.baseline if alive and prev else None)
+            if observed
+            else dict(e.attributes),
+            trigger_stamp=(prev.trigger_stamp if alive and prev else -1)
+            if observed
+            else e.updated_at,
         )
         self._put(self.companies, e.intercom_id, record)
         if record.company_id:
@@ -286,13 +300,18 @@ class LedgerState:
         prev = self.accounts.get(e.salesforce_id)
         if prev is not None:
             self._unindex(prev)
-        keep_expected = isinstance(e, ev.AccountObserved) and prev is not None
+        observed = isinstance(e, ev.AccountObserved)
+        alive = prev is not None and not prev.deleted
         record = AccountRecord(
             salesforce_id=e.salesforce_id,
             fields=dict(e.fields),
             system_modstamp=e.system_modstamp,
             is_person_account=e.is_person_account,
-            expected=dict(prev.expected) if keep_expected and prev is not None else {},
+            expected=dict(prev.expected) if observed and prev is not None else {},
+            baseline=(prev.baseline if alive and prev else None) if observed else dict(e.fields),
+            trigger_stamp=(prev.trigger_stamp if alive and prev else "")
+            if observed
+            else e.system_modstamp,
         )
         self._put(self.accounts, e.salesforce_id, record)
         self._index(record)

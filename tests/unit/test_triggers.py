@@ -356,3 +356,36 @@ def test_standard_config_is_version_one() -> None:
     assert new_ledger().config.version == 1
     assert new_ledger(config=None).config.version == 0
     assert STANDARD_CONFIG.identifier_field == "AccountNumber"
+
+
+def test_changes_whose_counterparts_were_looked_up_in_the_same_batch_still_trigger() -> None:
+    app = new_ledger()
+    new_company = company("c1", "k1", 100, kind="created", industry="Banking")
+    new_account = account("001A", "k1", 1, Name="Acme")
+    snapshot_company = CompanyChange(
+        "c1", "k1", new_company.attributes, 100, kind="snapshot", source="lookup"
+    )
+    snapshot_account = AccountChange(
+        "001A", new_account.fields, new_account.system_modstamp, kind="snapshot", source="lookup"
+    )
+    rec = app.ingest(
+        [
+            app.lookup_answer(ev.SALESFORCE, "AccountNumber", ["k1"], [snapshot_account]),
+            app.lookup_answer(ev.INTERCOM, "company_id", ["k1"], [snapshot_company]),
+            new_company,
+            new_account,
+        ]
+    )
+    assert "CompanyCreated" in types(rec) and "AccountCreated" in types(rec)
+    assert mapped(app) == {"k1": ("c1", "001A")}
+    assert planned(app) == {("001A", "Industry"): "Banking", ("c1", "name"): "Acme"}
+
+
+def test_a_change_seen_first_by_a_read_before_write_is_still_synced() -> None:
+    app = new_ledger()
+    establish(app)
+    # The writer reads the company (it is a destination) before Intercom's webhook arrives.
+    changed = company("c1", "k1", 200, name="Acme", industry="Retail", size=10)
+    app.ingest([CompanyChange("c1", "k1", changed.attributes, 200, "snapshot", "read")])
+    app.ingest([changed])
+    assert planned(app) == {("001A", "Industry"): "Retail"}

@@ -1,0 +1,207 @@
+"""Sync cycles against the in-memory fakes: convergence, echoes, deletions, refusals."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.cycle import CycleReport, WriteRefused, run_cycle
+from adapters.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
+from ledger import events as ev
+from ledger.application import LedgerApp
+from ledger.config import Direction
+from ledger.values import Rejected, convert, is_empty, same_value
+from tests.support import STANDARD_CONFIG, FakeClock
+
+
+def new_app() -> LedgerApp:
+    app = LedgerApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=FakeClock())
+    app.apply_config(STANDARD_CONFIG, catalog())
+    return app
+
+
+def cycles(app: LedgerApp, sf: FakeSalesforce, ic: FakeIntercom, n: int) -> list[CycleReport]:
+    return [run_cycle(app, sf, ic) for _ in range(n)]
+
+
+def assert_directed_values_hold(app: LedgerApp, sf: FakeSalesforce, ic: FakeIntercom) -> int:
+    """Every mapped pair holds each mapping's source value at its destination, unless a rule
+    (source empty, destination has a value, value rejected) kept the destination. Returns how
+    many values were checked."""
+    checked = 0
+    for link in app.mappings():
+        account, company = sf.get(link.salesforce_id), ic.get(link.intercom_id)
+        assert account is not None and company is not None
+        for rm in app.config.mappings:
+            m = rm.mapping
+            if m.direction is Direction.SALESFORCE_TO_INTERCOM:
+                source, dest, dest_type = account[m.salesforce], company[m.intercom], "intercom"
+            else:
+                source, dest, dest_type = company[m.intercom], account[m.salesforce], "salesforce"
+            if m.skip_if_source_empty and is_empty(source):
+                continue
+            converted = convert(source, rm.salesforce, rm.intercom, m.direction)
+            if isinstance(converted, Rejected):
+                continue
+            kind = rm.intercom.data_type if dest_type == "intercom" else rm.salesforce.type
+            if same_value(converted.value, dest, kind):
+                checked += 1
+                continue
+            assert m.skip_if_destination_has_value and not is_empty(dest), (
+                f"{link.company_id}: {m.destination} is {dest!r}, expected {converted.value!r}"
+            )
+    return checked
+
+
+def account_values(rng: random.Random, key: str) -> dict[str, Any]:
+    return {
+        "AccountNumber": key,
+        "Name": rng.choice([f"Account {key}", f"Acct {key}"]),
+        "Plan__c": rng.choice(["Pro", "Free", None]),
+        "Renewal_Date__c": rng.choice(["2026-06-30", None]),
+        "Industry": rng.choice([*INDUSTRIES, None]),
+        "NumberOfEmployees": rng.choice([None, 10, 200]),
+        "Website": rng.choice([None, f"https://{key}.example"]),
+    }
+
+
+def company_values(rng: random.Random, key: str) -> dict[str, Any]:
+    return {
+        "name": rng.choice([f"Company {key}", None]),
+        "industry": rng.choice([*INDUSTRIES, "Space Mining", None]),
+        "size": rng.choice([None, 10, 75]),
+        "website": rng.choice([None, f"https://www.{key}.example"]),
+        "custom_attributes.plan": rng.choice(["Enterprise", None]),
+    }
+
+
+def populated(seed: int = 7, pairs: int = 25) -> tuple[LedgerApp, FakeSalesforce, FakeIntercom]:
+    """Accounts first (they wait), then their companies appear, then every account is saved:
+    both directions have had a trigger since the mapping exists."""
+    rng = random.Random(seed)
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    keys = [f"k{i}" for i in range(pairs)]
+    ids = {k: sf.create(account_values(rng, k)) for k in keys}
+    run_cycle(app, sf, ic)
+    for k in keys:
+        ic.create(k, company_values(rng, k))
+    run_cycle(app, sf, ic)
+    for k in keys:
+        sf.update(ids[k], Description="reviewed")
+    run_cycle(app, sf, ic)
+    return app, sf, ic
+
+
+def test_cycles_converge_mapped_pairs_to_the_directed_values() -> None:
+    app, sf, ic = populated()
+    assert len(app.mappings()) == 25
+    assert assert_directed_values_hold(app, sf, ic) > 100
+    totals = CycleReport().tally(e for _, e in app.read_events())
+    assert totals.writes_applied > 0 and totals.writes_failed == 0
+    assert totals.skipped_by_rule["source_empty"] > 0
+    assert any(r["field"] == "Industry" for r in totals.rejected)  # "Space Mining"
+
+
+def test_echoes_of_our_writes_cause_no_more_writes() -> None:
+    app, sf, ic = populated()
+    echo = run_cycle(app, sf, ic)
+    assert echo.facts_ingested > 0 and echo.echoes > 0
+    assert echo.writes_planned == 0 and echo.writes_applied == 0
+    position = app.state.position
+    quiet = run_cycle(app, sf, ic)
+    assert (quiet.facts_ingested, quiet.writes_planned) == (0, 0)
+    assert app.state.position == position  # nothing recorded at all
+
+
+def test_a_first_cycle_maps_and_writes_with_the_value_read_as_before() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sid = sf.create(AccountNumber="k1", Name="Acme", Plan__c="Pro", Website="https://keep.io")
+    iid = ic.create("k1", {"name": "Old", "website": "https://new.io"}, notify=False)
+    report = run_cycle(app, sf, ic)
+    assert (report.facts_ingested, report.lookups, report.mappings_made) == (1, 1, 1)
+    assert ic.get(iid) == {**(ic.get(iid) or {}), "name": "Acme", "custom_attributes.plan": "Pro"}
+    [overwrite] = report.overwrites
+    assert (overwrite.field, overwrite.before, overwrite.after) == ("name", "Old", "Acme")
+    assert (overwrite.mapping, overwrite.config_version) == ("name ← Name", 1)
+    assert (sf.get(sid) or {})["Website"] == "https://keep.io"
+
+
+def test_a_pair_new_on_both_sides_in_one_cycle_is_mapped_and_synced() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    ic.create("k1", {"name": "Old", "industry": "Banking"})
+    sf.create(AccountNumber="k1", Name="Acme")
+    report = run_cycle(app, sf, ic)
+    assert report.lookups == 0  # each side's change tells the ledger of the record itself
+    assert [m.company_id for m in app.mappings()] == ["k1"]
+    assert report.writes_applied == 1
+    assert (ic.get(ic.by_company_id("k1") or "") or {})["name"] == "Acme"
+
+
+def test_deleting_an_account_only_drops_the_mapping() -> None:
+    app, sf, ic = populated(pairs=3)
+    run_cycle(app, sf, ic)
+    link = app.mappings()[0]
+    company_before = ic.get(link.intercom_id)
+    sf.delete(link.salesforce_id)
+    report = run_cycle(app, sf, ic)
+    assert report.unmapped_by_reason == {"account deleted": 1}
+    assert report.writes_planned == 0
+    assert ic.get(link.intercom_id) == company_before
+    assert link.company_id not in {m.company_id for m in app.mappings()}
+    assert run_cycle(app, sf, ic).writes_planned == 0
+
+
+def test_deleting_a_company_only_drops_the_mapping() -> None:
+    app, sf, ic = populated(pairs=3)
+    run_cycle(app, sf, ic)
+    link = app.mappings()[0]
+    account_before = sf.get(link.salesforce_id)
+    ic.delete(link.intercom_id)
+    report = run_cycle(app, sf, ic)
+    assert report.unmapped_by_reason == {"company deleted": 1}
+    assert report.writes_planned == 0
+    assert sf.get(link.salesforce_id) == account_before
+
+
+def test_a_refused_value_fails_for_good_and_the_rest_of_the_record_is_written() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sid = sf.create(AccountNumber="k1", Name="Acme", Industry="Banking")
+    iid = ic.create("k1", {"name": "Acme"}, notify=False)
+    run_cycle(app, sf, ic)
+    sf.set_picklist_values("Industry", ["Banking", "Retail"])  # the ledger is not told
+    ic.update(iid, {"industry": "Other", "size": 99})
+    report = run_cycle(app, sf, ic)
+    assert (report.writes_applied, report.writes_failed) == (1, 1)
+    [failure] = report.failures
+    assert failure["field"] == "Industry" and not failure["retryable"]
+    assert failure["code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert sf.get(sid) == {**(sf.get(sid) or {}), "Industry": "Banking", "NumberOfEmployees": 99}
+    assert app.pending_writes() == []
+
+
+class BusyIntercom(FakeIntercom):
+    """Intercom answering every write with a rate-limit error."""
+
+    def write(self, intercom_id: str, values: Mapping[str, Any]) -> None:
+        raise WriteRefused("rate limited", code="rate_limit_exceeded", retryable=True)
+
+
+def test_a_retryable_failure_stays_pending_until_attempts_run_out() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), BusyIntercom()
+    sf.create(AccountNumber="k1", Name="Acme")
+    ic.create("k1", {"name": "Old"}, notify=False)
+    reports = [run_cycle(app, sf, ic, max_attempts=3) for _ in range(4)]
+    assert [r.writes_failed for r in reports] == [1, 1, 1, 0]
+    assert reports[-1].skipped_by_rule == {"retries_exhausted": 1}
+    assert app.pending_writes() == []
+
+
+def test_people_and_unkeyed_companies_are_recorded_as_ignored() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sf.create(AccountNumber="k1", Name="Jane Doe", person=True)
+    ic.create("k1", {"name": "Acme"})
+    ic.create(None, {"name": "a lead"})
+    report = run_cycle(app, sf, ic)
+    assert {system for system, _ in report.ignored} == {ev.SALESFORCE, ev.INTERCOM}
+    assert app.mappings() == []
