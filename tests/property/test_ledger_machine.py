@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from adapters.fakes import INDUSTRIES
 from ledger import events as ev
 from ledger.config import AttributeMapping, Direction, SyncConfig
 from ledger.facts import (
@@ -25,7 +26,7 @@ from ledger.facts import (
     WriteOutcome,
 )
 from ledger.values import is_empty, key_of, same_value
-from tests.support import CATALOG, INDUSTRIES, new_ledger
+from tests.support import CATALOG, new_ledger
 
 ACCOUNTS = ["001A", "001B", "001C", "001D", "001E"]
 COMPANIES = ["c0", "c1", "c2", "c3"]
