@@ -195,12 +195,10 @@ class Decider:
         if link is None:
             winner = next(iter(st.candidates(key)), None)
             if winner is None:
-                self.emit(
-                    ev.NotSynced,
-                    fact.originator_id,
-                    system=ev.INTERCOM,
-                    record_id=iid,
-                    reason=f"no Salesforce account has {st.config.identifier_field} = {key!r} "
+                self._not_synced(
+                    ev.INTERCOM,
+                    iid,
+                    f"no Salesforce account has {st.config.identifier_field} = {key!r} "
                     "yet; the company waits for one",
                     key=key,
                     cause=cause,
@@ -333,12 +331,10 @@ class Decider:
         elif old_key is not None and old_key != new_key:
             self._reevaluate(old_key, cause, take_over=False)
         if new_key is None:
-            self.emit(
-                ev.NotSynced,
-                stream,
-                system=ev.SALESFORCE,
-                record_id=sid,
-                reason=f"the account has no value in the identifier field {ident.name}",
+            self._not_synced(
+                ev.SALESFORCE,
+                sid,
+                f"the account has no value in the identifier field {ident.name}",
                 key=None,
                 cause=cause,
             )
@@ -460,15 +456,12 @@ class Decider:
 
     def _match_account(self, sid: str, key: str, trigger: str, cause: str) -> None:
         st = self.state
-        stream = ids.account_stream(sid)
         winner = st.candidates(key)[0]
         if winner.salesforce_id != sid:
-            self.emit(
-                ev.NotSynced,
-                stream,
-                system=ev.SALESFORCE,
-                record_id=sid,
-                reason=f"account {winner.salesforce_id} also has {st.config.identifier_field} = "
+            self._not_synced(
+                ev.SALESFORCE,
+                sid,
+                f"account {winner.salesforce_id} also has {st.config.identifier_field} = "
                 f"{key!r} and was updated more recently; it holds the mapping",
                 key=key,
                 cause=cause,
@@ -476,12 +469,10 @@ class Decider:
             return
         company = st.live_company(key)
         if company is None:
-            self.emit(
-                ev.NotSynced,
-                stream,
-                system=ev.SALESFORCE,
-                record_id=sid,
-                reason=f"no Intercom company has company_id {key!r} yet; the account waits for one",
+            self._not_synced(
+                ev.SALESFORCE,
+                sid,
+                f"no Intercom company has company_id {key!r} yet; the account waits for one",
                 key=key,
                 cause=cause,
             )
@@ -601,6 +592,20 @@ class Decider:
                 skipped=skipped,
                 rejected=rejected,
             )
+
+    def _not_synced(
+        self, system: str, record_id: str, reason: str, *, key: str | None, cause: str
+    ) -> None:
+        """Record why a change could not sync (no counterpart yet, lost a tie, no key)."""
+        self.emit(
+            ev.NotSynced,
+            ids.record_stream(system, record_id),
+            system=system,
+            record_id=record_id,
+            reason=reason,
+            key=key,
+            cause=cause,
+        )
 
     def _skip(self, pw: PendingWrite, rule: str, detail: str, cause: str) -> None:
         self.emit(
