@@ -91,6 +91,11 @@ class CompanySystem(Protocol):
         """Webhook notifications received since the last call, oldest first."""
         ...
 
+    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
+        """Put drained notifications back, ahead of newer ones (the cycle could not record
+        them)."""
+        ...
+
     def lookup(self, keys: Sequence[str]) -> Sequence[CompanyChange]:
         """Snapshots (``source="lookup"``) of every company whose ``company_id`` is in ``keys``."""
         ...
@@ -214,14 +219,20 @@ def run_cycle(
     report = CycleReport()
     recorded: list[Recorded] = []
     app.catch_up()
-    changes: list[Fact] = [
-        *intercom.drain_notifications(),
-        *salesforce.changes_since(app.state.poll_watermark),
-    ]
-    answers = _answer_lookups(app, changes, salesforce, intercom)
+    notifications = list(intercom.drain_notifications())
+    try:
+        changes: list[Fact] = [
+            *notifications,
+            *salesforce.changes_since(app.state.poll_watermark),
+        ]
+        answers = _answer_lookups(app, changes, salesforce, intercom)
+        if changes or answers:
+            recorded.append(app.ingest([*answers, *changes], summary="sync cycle: changes"))
+    except BaseException:
+        # Nothing of this cycle was recorded: keep the notifications for the next one.
+        intercom.requeue(notifications)
+        raise
     report.facts_ingested, report.lookups = len(changes), len(answers)
-    if changes or answers:
-        recorded.append(app.ingest([*answers, *changes], summary="sync cycle: changes"))
     recorded += _write(app, salesforce, intercom, report, max_attempts)
     for r in recorded:
         report.tally(r.events)
@@ -232,12 +243,10 @@ def _answer_lookups(
     app: LedgerApp, facts: Sequence[Fact], salesforce: AccountSystem, intercom: CompanySystem
 ) -> list[Fact]:
     """Ask each system about the keys the ledger needs, except keys a change in ``facts``
-    carries on that system: that change tells the ledger of the record itself.
-
-    Why: a lookup snapshot ingested ahead of the very change it duplicates would make the
-    ledger take the change for a repeat, and its trigger would be lost. Nothing is missed by
-    not asking: Intercom's ``company_id`` is unique, and every other account carrying the key
-    was either polled before or is in this poll.
+    carries on that system: that change tells the ledger of the record itself, so the call
+    would be spent for nothing. Nothing is missed by not asking: Intercom's ``company_id`` is
+    unique, and every other account carrying the key was either polled before or is in this
+    poll.
     """
     needs = app.lookup_needs(facts)
     ident = app.config.identifier

@@ -356,6 +356,10 @@ class FakeIntercom:
         queued, self._queue = self._queue, []
         return queued
 
+    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
+        """Put drained notifications back ahead of newer ones."""
+        self._queue[:0] = list(facts)
+
     def lookup(self, keys: Sequence[str]) -> list[CompanyChange]:
         """Every company whose ``company_id`` is one of ``keys``."""
         wanted = set(keys)

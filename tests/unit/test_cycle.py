@@ -6,6 +6,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from adapters.cycle import CycleReport, WriteRefused, run_cycle
 from adapters.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
 from ledger import events as ev
@@ -205,3 +207,38 @@ def test_people_and_unkeyed_companies_are_recorded_as_ignored() -> None:
     report = run_cycle(app, sf, ic)
     assert {system for system, _ in report.ignored} == {ev.SALESFORCE, ev.INTERCOM}
     assert app.mappings() == []
+
+
+def test_notifications_taken_by_a_failed_cycle_are_kept_for_the_next() -> None:
+    from adapters.demo import demo_config
+
+    app = LedgerApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.apply_config(demo_config(), catalog())
+    sf, ic = FakeSalesforce(), FakeIntercom()
+    sid = sf.create(Name="Acme", AccountNumber="K-1")
+    iid = ic.create("K-1", name="Acme Inc")
+    for _ in range(3):
+        run_cycle(app, sf, ic)
+    ic.update(iid, industry="Banking")  # a webhook is waiting
+
+    class PollOutage:
+        """Salesforce whose next poll fails once."""
+
+        def __init__(self, inner: FakeSalesforce) -> None:
+            self.inner, self.fail = inner, True
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def changes_since(self, watermark: str | None) -> Any:
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("poll outage")
+            return self.inner.changes_since(watermark)
+
+    flaky = PollOutage(sf)
+    with pytest.raises(RuntimeError):
+        run_cycle(app, flaky, ic)  # type: ignore[arg-type]
+    for _ in range(2):
+        run_cycle(app, flaky, ic)  # type: ignore[arg-type]
+    assert sf.get(sid)["Industry"] == "Banking"
