@@ -1,0 +1,198 @@
+"""The real adapters behind the sync's ports (:mod:`adapters.cycle`).
+
+:class:`SalesforceSystem` wraps :class:`~adapters.salesforce.SalesforceAccounts` as an
+``AccountSystem``; :class:`IntercomSystem` wraps :class:`~adapters.intercom.IntercomCompanies` as a
+``CompanySystem`` and adds the webhook inbox that ``drain_notifications`` empties.
+
+Refusals become :class:`~adapters.cycle.WriteRefused`: a refused value (restricted picklist,
+undefined custom attribute) is permanent; an outage or rate limit that outlasted the adapter's
+own retries is ``retryable``, so the ledger sends the write again in a later cycle. Auth errors
+and an exhausted daily API limit are not a verdict on one write and propagate.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from adapters.cycle import WriteRefused
+from adapters.intercom import (
+    CUSTOM_PREFIX,
+    IntercomAuthError,
+    IntercomCompanies,
+    IntercomError,
+    IntercomRateLimited,
+    IntercomUnavailable,
+)
+from adapters.intercom_webhooks import (
+    NotificationDeduplicator,
+    WebhookRejected,
+    parse_notification,
+    verify_signature,
+)
+from adapters.salesforce import (
+    SalesforceAccounts,
+    SalesforceAuthError,
+    SalesforceError,
+    SalesforceLimitExceeded,
+    SalesforceUnavailable,
+)
+from ledger.facts import AccountChange, AccountRemoval, CompanyChange, CompanyRemoval
+
+__all__ = ["IntercomSystem", "SalesforceSystem"]
+
+
+class SalesforceSystem:
+    """Salesforce Accounts as the sync needs them (``cycle.AccountSystem``)."""
+
+    def __init__(self, accounts: SalesforceAccounts) -> None:
+        self.accounts = accounts
+
+    def changes_since(self, watermark: str | None) -> list[AccountChange | AccountRemoval]:
+        """The poll's changes (oldest first), then its removals."""
+        result = self.accounts.poll(watermark)
+        return [*result.changes, *result.removals]
+
+    def lookup(self, field: str, keys: Sequence[str]) -> list[AccountChange]:
+        return self.accounts.lookup(field, keys)
+
+    def read(self, ids: Sequence[str]) -> list[AccountChange | AccountRemoval]:
+        return self.accounts.read(ids)
+
+    def write(self, record_id: str, values: Mapping[str, Any]) -> None:
+        """One collection update of one record; a failed result raises :class:`WriteRefused`."""
+        try:
+            [result] = self.accounts.write([(record_id, values)])
+        except (SalesforceAuthError, SalesforceLimitExceeded):
+            raise
+        except SalesforceError as exc:
+            retryable = isinstance(exc, SalesforceUnavailable)
+            raise WriteRefused(exc.message, code=exc.code or "error", retryable=retryable) from None
+        if not result.ok:
+            raise WriteRefused(
+                result.message or f"Salesforce refused the update of {record_id}",
+                code=result.code or "refused",
+                fields=result.fields,
+                retryable=result.retryable,
+            )
+
+
+class IntercomSystem:
+    """Intercom companies as the sync needs them (``cycle.CompanySystem``), with a webhook inbox.
+
+    Intercom's write is an upsert keyed by ``company_id``, so the system remembers each company's
+    ``company_id`` from what it read, looked up or was notified of, and reads the company first
+    when it does not know it (a company that is gone is refused rather than re-created).
+    """
+
+    def __init__(
+        self, companies: IntercomCompanies, client_secret: str, *, dedup_capacity: int = 10_000
+    ) -> None:
+        self.companies = companies
+        self._secret = client_secret
+        self._dedup = NotificationDeduplicator(dedup_capacity)
+        self._lock = threading.Lock()
+        self._inbox: list[CompanyChange | CompanyRemoval] = []
+        self._company_ids: dict[str, str] = {}
+
+    # -- the webhook inbox ------------------------------------------------------------------------
+
+    def receive(self, raw_body: bytes, signature: str | None) -> str:
+        """Take one webhook delivery: ``"accepted"``, ``"duplicate"`` or ``"rejected: <why>"``.
+
+        The signature is checked (in constant time) before the body is parsed; a notification id
+        seen before is dropped. Safe to call from several threads.
+        """
+        if not verify_signature(raw_body, signature, self._secret):
+            return "rejected: bad or missing signature"
+        try:
+            notification = parse_notification(raw_body)
+        except WebhookRejected as exc:
+            return f"rejected: {exc.reason}"
+        if self._dedup.seen(notification.id):
+            return "duplicate"
+        fact = notification.fact
+        if fact is not None:
+            with self._lock:
+                self._inbox.append(fact)
+                self._remember([fact])
+        return "accepted"
+
+    def drain_notifications(self) -> list[CompanyChange | CompanyRemoval]:
+        """The facts received since the last call, oldest received first."""
+        with self._lock:
+            drained, self._inbox = self._inbox, []
+        return drained
+
+    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
+        """Put drained facts back ahead of those received since."""
+        with self._lock:
+            self._inbox[:0] = list(facts)
+
+    # -- the sync's calls -------------------------------------------------------------------------
+
+    def lookup(self, keys: Sequence[str]) -> list[CompanyChange]:
+        found = self.companies.lookup(keys)
+        with self._lock:
+            self._remember(found)
+        return found
+
+    def read(self, ids: Sequence[str]) -> list[CompanyChange | CompanyRemoval]:
+        facts = self.companies.read(ids)
+        with self._lock:
+            self._remember(facts)
+        return facts
+
+    def write(self, intercom_id: str, values: Mapping[str, Any]) -> None:
+        """Set ``values`` on one company; raise :class:`WriteRefused` if Intercom refuses."""
+        company_id = self._company_id(intercom_id)
+        try:
+            self.companies.write(intercom_id, company_id, values)
+        except IntercomAuthError:
+            raise
+        except IntercomError as exc:
+            retryable = isinstance(exc, IntercomUnavailable | IntercomRateLimited)
+            raise WriteRefused(
+                exc.message,
+                code=exc.code or "error",
+                fields=_named_fields(exc.message, values),
+                retryable=retryable,
+            ) from None
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _company_id(self, intercom_id: str) -> str:
+        with self._lock:
+            known = self._company_ids.get(intercom_id)
+        if known is not None:
+            return known
+        try:
+            [fact] = self.read([intercom_id])
+        except (IntercomUnavailable, IntercomRateLimited) as exc:
+            raise WriteRefused(exc.message, code=exc.code or "error", retryable=True) from None
+        if isinstance(fact, CompanyRemoval):
+            raise WriteRefused(f"company {intercom_id} does not exist", code="company_not_found")
+        if fact.company_id is None:
+            raise WriteRefused(
+                f"company {intercom_id} has no company_id; it cannot be written",
+                code="no_company_id",
+            )
+        return fact.company_id
+
+    def _remember(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
+        """Note each company's ``company_id`` (forget removed ones); hold ``_lock``."""
+        for fact in facts:
+            if isinstance(fact, CompanyRemoval):
+                self._company_ids.pop(fact.intercom_id, None)
+            elif fact.company_id is not None:
+                self._company_ids[fact.intercom_id] = fact.company_id
+
+
+def _named_fields(message: str, values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The attributes of ``values`` that Intercom's error message names (quoted), if any."""
+    return tuple(
+        name
+        for name in values
+        if f"'{name.removeprefix(CUSTOM_PREFIX)}'" in message or f"'{name}'" in message
+    )

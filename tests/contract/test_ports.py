@@ -1,0 +1,391 @@
+"""One behavioural suite per port (``AccountSystem``, ``CompanySystem``), run against the
+in-memory fakes and against the real adapters over HTTP on the simulators.
+
+Each implementation comes with a small "world" that performs user actions (create, edit, delete)
+the way people in that system would, so the assertions never depend on which one runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import pytest
+from fastapi import FastAPI, Request
+from starlette.responses import PlainTextResponse
+
+from adapters.cycle import AccountSystem, CompanySystem, WriteRefused
+from adapters.fakes import FakeIntercom, FakeSalesforce
+from adapters.intercom import IntercomCompanies
+from adapters.salesforce import SalesforceAccounts
+from adapters.simulators.intercom import IntercomState, create_intercom_app
+from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
+from adapters.simulators.server import serving
+from adapters.systems import IntercomSystem, SalesforceSystem
+from ledger.facts import AccountChange, AccountRemoval, CompanyChange, CompanyRemoval
+
+SECRET = "contract-secret"
+FIELDS = ("Name", "AccountNumber", "Industry", "Plan__c")
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+class AccountWorld(Protocol):
+    system: AccountSystem
+
+    def user_creates(self, **fields: Any) -> str: ...
+    def user_updates(self, record_id: str, **fields: Any) -> None: ...
+    def user_deletes(self, record_id: str) -> None: ...
+
+
+class FakeAccountWorld:
+    def __init__(self) -> None:
+        self.fake = FakeSalesforce()
+        self.system: AccountSystem = self.fake
+
+    def user_creates(self, **fields: Any) -> str:
+        return self.fake.create(fields)
+
+    def user_updates(self, record_id: str, **fields: Any) -> None:
+        self.fake.update(record_id, fields)
+
+    def user_deletes(self, record_id: str) -> None:
+        self.fake.delete(record_id)
+
+
+class Clock:
+    """Stands still; user actions move it (getDeleted only sees whole past minutes)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class SimAccountWorld:
+    def __init__(self, stack: ExitStack) -> None:
+        self.clock = Clock()
+        self.state = SalesforceState(now=self.clock)
+        server = stack.enter_context(serving(create_salesforce_app(self.state)))
+        accounts = SalesforceAccounts(
+            server.url,
+            "sim-token",
+            fields=FIELDS,
+            identifier_field="AccountNumber",
+            now=self.clock,
+            sleep=lambda _: None,
+            rng=random.Random(1),
+        )
+        stack.callback(accounts.close)
+        self.system: AccountSystem = SalesforceSystem(accounts)
+
+    def _tick(self, seconds: float = 1) -> None:
+        self.clock.now += timedelta(seconds=seconds)
+
+    def user_creates(self, **fields: Any) -> str:
+        self._tick()
+        return self.state.create_account(fields)
+
+    def user_updates(self, record_id: str, **fields: Any) -> None:
+        self._tick()
+        self.state.update_account(record_id, fields)
+
+    def user_deletes(self, record_id: str) -> None:
+        self._tick()
+        self.state.delete_account(record_id)
+        self._tick(120)  # past the minute getDeleted rounds down to
+
+
+@pytest.fixture(params=["fake", "simulator"])
+def accounts(request: pytest.FixtureRequest) -> Iterator[AccountWorld]:
+    with ExitStack() as stack:
+        yield FakeAccountWorld() if request.param == "fake" else SimAccountWorld(stack)
+
+
+def _ids(facts: Sequence[Any]) -> set[str]:
+    return {f.salesforce_id for f in facts}
+
+
+def _latest(facts: Sequence[Any]) -> str:
+    return max(f.system_modstamp for f in facts if isinstance(f, AccountChange))
+
+
+def test_changes_since_none_returns_every_live_account(accounts: AccountWorld) -> None:
+    ids = {accounts.user_creates(Name=f"A{i}", AccountNumber=f"K-{i}") for i in range(3)}
+    gone = accounts.user_creates(Name="Gone", AccountNumber="K-9")
+    accounts.user_deletes(gone)
+
+    changes = accounts.system.changes_since(None)
+
+    assert all(isinstance(c, AccountChange) and c.source == "poll" for c in changes)
+    assert _ids(changes) == ids
+
+
+def test_changes_since_watermark_includes_an_edited_account(accounts: AccountWorld) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+    accounts.user_creates(Name="B", AccountNumber="K-2")
+    watermark = _latest(accounts.system.changes_since(None))
+
+    accounts.user_updates(a, Name="A edited")
+    changes = accounts.system.changes_since(watermark)
+
+    edited = [c for c in changes if isinstance(c, AccountChange) and c.salesforce_id == a]
+    assert edited and edited[-1].fields["Name"] == "A edited"
+    assert edited[-1].system_modstamp > watermark
+
+
+def test_deletion_comes_back_as_a_removal(accounts: AccountWorld) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+    watermark = _latest(accounts.system.changes_since(None))
+
+    accounts.user_deletes(a)
+    changes = accounts.system.changes_since(watermark)
+
+    removals = [c for c in changes if isinstance(c, AccountRemoval)]
+    assert [r.salesforce_id for r in removals] == [a]
+    assert not any(isinstance(c, AccountChange) and c.salesforce_id == a for c in changes)
+
+
+def test_lookup_finds_exactly_the_accounts_with_those_keys(accounts: AccountWorld) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+    b = accounts.user_creates(Name="B", AccountNumber="K-2")
+    b2 = accounts.user_creates(Name="B twin", AccountNumber="K-2")
+    accounts.user_creates(Name="C", AccountNumber="K-3")
+
+    found = accounts.system.lookup("AccountNumber", ["K-1", "K-2"])
+
+    assert sorted(f.salesforce_id for f in found) == sorted([a, b, b2])
+    assert all((f.kind, f.source) == ("snapshot", "lookup") for f in found)
+    assert list(accounts.system.lookup("AccountNumber", ["K-404"])) == []
+
+
+def test_read_returns_snapshots_and_a_removal_for_a_deleted_id(accounts: AccountWorld) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+    gone = accounts.user_creates(Name="Gone", AccountNumber="K-2")
+    accounts.user_deletes(gone)
+
+    snapshot, removal = accounts.system.read([a, gone])
+
+    assert isinstance(snapshot, AccountChange)
+    assert (snapshot.salesforce_id, snapshot.kind, snapshot.source) == (a, "snapshot", "read")
+    assert snapshot.fields["Name"] == "A"
+    assert isinstance(removal, AccountRemoval) and removal.salesforce_id == gone
+
+
+def test_write_sets_values_and_a_restricted_picklist_value_is_refused(
+    accounts: AccountWorld,
+) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+
+    accounts.system.write(a, {"Plan__c": "Pro", "Industry": "Banking"})
+    [after] = accounts.system.read([a])
+    assert isinstance(after, AccountChange)
+    assert (after.fields["Plan__c"], after.fields["Industry"]) == ("Pro", "Banking")
+
+    with pytest.raises(WriteRefused) as refused:
+        accounts.system.write(a, {"Industry": "Spaceflight"})
+    assert refused.value.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert refused.value.fields == ("Industry",) and refused.value.retryable is False
+    [unchanged] = accounts.system.read([a])
+    assert isinstance(unchanged, AccountChange) and unchanged.fields["Industry"] == "Banking"
+
+
+# -- companies -----------------------------------------------------------------------------------
+
+
+class CompanyWorld(Protocol):
+    system: CompanySystem
+
+    def user_creates(self, company_id: str, name: str, plan: str | None = None) -> str: ...
+    def user_updates(self, intercom_id: str, name: str) -> None: ...
+    def user_deletes(self, intercom_id: str) -> None: ...
+    def notifications(self) -> Sequence[CompanyChange | CompanyRemoval]: ...
+
+
+class FakeCompanyWorld:
+    def __init__(self) -> None:
+        self.fake = FakeIntercom()
+        self.system: CompanySystem = self.fake
+
+    def user_creates(self, company_id: str, name: str, plan: str | None = None) -> str:
+        return self.fake.create(company_id, {"name": name, "custom_attributes.plan": plan})
+
+    def user_updates(self, intercom_id: str, name: str) -> None:
+        self.fake.update(intercom_id, name=name)
+
+    def user_deletes(self, intercom_id: str) -> None:
+        self.fake.delete(intercom_id)
+
+    def notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
+        return self.system.drain_notifications()
+
+
+class Inbox:
+    """The webhook receiver's target, set once the system exists."""
+
+    system: IntercomSystem | None = None
+
+
+def webhook_receiver(inbox: Inbox) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> PlainTextResponse:
+        assert inbox.system is not None
+        outcome = inbox.system.receive(await request.body(), request.headers.get("X-Hub-Signature"))
+        return PlainTextResponse(outcome, status_code=400 if outcome.startswith("rej") else 200)
+
+    return app
+
+
+class SimCompanyWorld:
+    def __init__(self, stack: ExitStack) -> None:
+        self.state = IntercomState(seed=7)
+        self.state.define_attribute("plan", "string")
+        inbox = Inbox()
+        receiver = stack.enter_context(serving(webhook_receiver(inbox)))
+        app = create_intercom_app(
+            self.state, webhook_url=f"{receiver.url}/hook", client_secret=SECRET, seed=7
+        )
+        server = stack.enter_context(serving(app))
+        companies = IntercomCompanies(server.url, "sim-token", timeout=5, sleep=lambda _: None)
+        stack.callback(companies.close)
+        self.intercom = IntercomSystem(companies, SECRET)
+        inbox.system = self.intercom
+        self.system: CompanySystem = self.intercom
+
+    def user_creates(self, company_id: str, name: str, plan: str | None = None) -> str:
+        custom = {"plan": plan} if plan is not None else {}
+        return self.state.create_company(company_id, name=name, custom_attributes=custom)
+
+    def user_updates(self, intercom_id: str, name: str) -> None:
+        self.state.update_company(intercom_id, name=name)
+
+    def user_deletes(self, intercom_id: str) -> None:
+        self.state.delete_company(intercom_id)
+
+    def notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
+        assert self.state.flush_webhooks(5.0)
+        return self.system.drain_notifications()
+
+
+@pytest.fixture(params=["fake", "simulator"])
+def companies(request: pytest.FixtureRequest) -> Iterator[CompanyWorld]:
+    with ExitStack() as stack:
+        yield FakeCompanyWorld() if request.param == "fake" else SimCompanyWorld(stack)
+
+
+def test_company_lookup_by_company_id(companies: CompanyWorld) -> None:
+    a = companies.user_creates("c-1", "Acme")
+    companies.user_creates("c-2", "Globex")
+
+    found = companies.system.lookup(["c-1", "c-404"])
+
+    assert [(f.intercom_id, f.company_id) for f in found] == [(a, "c-1")]
+    assert (found[0].kind, found[0].source) == ("snapshot", "lookup")
+    assert found[0].attributes["name"] == "Acme"
+    assert list(companies.system.lookup(["c-404"])) == []
+
+
+def test_company_read_returns_snapshots_and_a_removal(companies: CompanyWorld) -> None:
+    kept = companies.user_creates("c-1", "Kept", plan="Free")
+    gone = companies.user_creates("c-2", "Gone")
+    companies.user_deletes(gone)
+
+    snapshot, removal = companies.system.read([kept, gone])
+
+    assert isinstance(snapshot, CompanyChange)
+    assert (snapshot.intercom_id, snapshot.kind, snapshot.source) == (kept, "snapshot", "read")
+    assert snapshot.attributes["custom_attributes.plan"] == "Free"
+    assert isinstance(removal, CompanyRemoval) and removal.intercom_id == gone
+
+
+def test_company_write_standard_and_custom_attributes(companies: CompanyWorld) -> None:
+    iid = companies.user_creates("c-1", "Old", plan="Free")
+
+    companies.system.write(iid, {"name": "New", "custom_attributes.plan": "Pro"})
+
+    [after] = companies.system.read([iid])
+    assert isinstance(after, CompanyChange)
+    assert after.attributes["name"] == "New"
+    assert after.attributes["custom_attributes.plan"] == "Pro"
+
+
+def test_company_write_of_an_undefined_custom_attribute_is_refused(
+    companies: CompanyWorld,
+) -> None:
+    iid = companies.user_creates("c-1", "Acme")
+
+    with pytest.raises(WriteRefused) as refused:
+        companies.system.write(iid, {"custom_attributes.nope": "x"})
+
+    assert refused.value.code == "parameter_invalid" and refused.value.retryable is False
+    assert refused.value.fields == ("custom_attributes.nope",)
+
+
+def test_a_user_change_arrives_as_a_notification(companies: CompanyWorld) -> None:
+    iid = companies.user_creates("c-1", "Acme")
+    companies.notifications()
+
+    companies.user_updates(iid, "Acme Renamed")
+    companies.user_deletes(companies.user_creates("c-2", "Short lived"))
+    arrived = companies.notifications()
+
+    changes = [n for n in arrived if isinstance(n, CompanyChange) and n.intercom_id == iid]
+    assert [c.attributes["name"] for c in changes] == ["Acme Renamed"]
+    assert (changes[0].kind, changes[0].source) == ("updated", "webhook")
+    assert [type(n).__name__ for n in arrived][-1] == "CompanyRemoval"
+    assert companies.notifications() == []
+
+
+# -- the webhook inbox (IntercomSystem only) -----------------------------------------------------
+
+
+def _signed(body: bytes) -> str:
+    return "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+
+
+def _envelope(notification_id: str, name: str) -> bytes:
+    item = {"type": "company", "id": "ic-1", "company_id": "c-1", "name": name, "updated_at": 5}
+    return json.dumps(
+        {"type": "notification_event", "id": notification_id, "topic": "company.updated",
+         "created_at": 5, "data": {"item": item}}
+    ).encode()  # fmt: skip
+
+
+@pytest.fixture
+def inbox_system() -> Iterator[IntercomSystem]:
+    companies = IntercomCompanies("http://127.0.0.1:9", "unused")
+    try:
+        yield IntercomSystem(companies, SECRET)
+    finally:
+        companies.close()
+
+
+def test_receive_verifies_before_parsing_and_drops_duplicates(
+    inbox_system: IntercomSystem,
+) -> None:
+    receive: Callable[[bytes, str | None], str] = inbox_system.receive
+    first, second = _envelope("n-1", "One"), _envelope("n-2", "Two")
+
+    assert receive(b"not json", None).startswith("rejected: ")
+    assert receive(b"not json", "sha1=" + "0" * 40).startswith("rejected: ")
+    assert receive(first, "sha1=" + "0" * 40) == "rejected: bad or missing signature"
+    assert receive(b"not json", _signed(b"not json")) == "rejected: body is not valid JSON"
+    assert receive(first, _signed(first)) == "accepted"
+    assert receive(first, _signed(first)) == "duplicate"
+    assert receive(second, _signed(second)) == "accepted"
+
+    drained = inbox_system.drain_notifications()
+    assert [n.attributes["name"] for n in drained if isinstance(n, CompanyChange)] == [
+        "One",
+        "Two",
+    ]
+    assert inbox_system.drain_notifications() == []
