@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from fastapi import FastAPI, Request
+from starlette.responses import PlainTextResponse
+
 from adapters.fakes import catalog
+from adapters.systems import IntercomSystem
 from ledger.application import LedgerApp
 from ledger.config import AttributeMapping, Direction, SyncConfig
 
@@ -48,4 +53,26 @@ def new_ledger(
     app = LedgerApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock or FakeClock())
     if config is not None:
         app.apply_config(config, CATALOG)
+    return app
+
+
+@dataclass
+class Inbox:
+    """Where a test's webhook receiver hands deliveries: set ``system`` once it exists."""
+
+    system: IntercomSystem | None = None
+    outcomes: list[str] = field(default_factory=list)
+
+
+def webhook_receiver(inbox: Inbox) -> FastAPI:
+    """A bare HTTP endpoint that passes each signed delivery to ``inbox.system.receive``."""
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> PlainTextResponse:
+        assert inbox.system is not None
+        outcome = inbox.system.receive(await request.body(), request.headers.get("X-Hub-Signature"))
+        inbox.outcomes.append(outcome)
+        return PlainTextResponse(outcome, status_code=400 if outcome.startswith("rej") else 200)
+
     return app

@@ -17,8 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import pytest
-from fastapi import FastAPI, Request
-from starlette.responses import PlainTextResponse
 
 from adapters.cycle import AccountSystem, CompanySystem, WriteRefused
 from adapters.fakes import FakeIntercom, FakeSalesforce
@@ -29,6 +27,7 @@ from adapters.simulators.salesforce import SalesforceState, create_salesforce_ap
 from adapters.simulators.server import serving
 from adapters.systems import IntercomSystem, SalesforceSystem
 from ledger.facts import AccountChange, AccountRemoval, CompanyChange, CompanyRemoval
+from tests.support import Inbox, webhook_receiver
 
 SECRET = "contract-secret"
 FIELDS = ("Name", "AccountNumber", "Industry", "Plan__c")
@@ -225,24 +224,6 @@ class FakeCompanyWorld:
 
     def notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
         return self.system.drain_notifications()
-
-
-class Inbox:
-    """The webhook receiver's target, set once the system exists."""
-
-    system: IntercomSystem | None = None
-
-
-def webhook_receiver(inbox: Inbox) -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/hook")
-    async def hook(request: Request) -> PlainTextResponse:
-        assert inbox.system is not None
-        outcome = inbox.system.receive(await request.body(), request.headers.get("X-Hub-Signature"))
-        return PlainTextResponse(outcome, status_code=400 if outcome.startswith("rej") else 200)
-
-    return app
 
 
 class SimCompanyWorld:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import random
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
-from starlette.responses import PlainTextResponse
 
 from adapters.cycle import CycleReport, run_cycle
 from adapters.demo import demo_config
@@ -25,6 +23,7 @@ from adapters.simulators.server import serving
 from adapters.systems import IntercomSystem, SalesforceSystem
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
+from tests.support import Inbox, webhook_receiver
 
 SECRET = "delivery-secret"
 COUNT = 30
@@ -79,25 +78,6 @@ def users_edit(
             ic.update_company(iids[key], industry=other, size=1000 + i)
         elif i % 3 == 1:
             sf.update_account(sids[key], {"Name": f"Renamed {i}", "Plan__c": "Enterprise"})
-
-
-@dataclass
-class Inbox:
-    system: IntercomSystem | None = None
-    outcomes: list[str] = field(default_factory=list)
-
-
-def webhook_receiver(inbox: Inbox) -> FastAPI:
-    app = FastAPI()
-
-    @app.post("/hook")
-    async def hook(request: Request) -> PlainTextResponse:
-        assert inbox.system is not None
-        outcome = inbox.system.receive(await request.body(), request.headers.get("X-Hub-Signature"))
-        inbox.outcomes.append(outcome)
-        return PlainTextResponse(outcome, status_code=400 if outcome.startswith("rej") else 200)
-
-    return app
 
 
 @dataclass
