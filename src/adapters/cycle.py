@@ -6,10 +6,17 @@ The order is the ledger's contract (see :class:`ledger.application.LedgerApp`):
    watermark;
 2. ask each system about keys the ledger has never seen on it (``lookup_needs``) and ingest the
    answers ahead of the changes, in one transaction;
-3. the writer: read every destination record of a pending write (read before write, so "the
+3. if Salesforce's delete log no longer reaches back to the last poll (``ResyncNeeded``), read
+   every account the ledger knows as live again, so no deletion is missed;
+4. the writer: read every destination record of a pending write (read before write, so "the
    destination already has a value" is judged on fresh data), ingest those snapshots, then send
-   each record's still-pending writes in one call and record every outcome, with the value just
-   read as ``before``.
+   the still-pending writes, batched by the system (Salesforce: 200 records a request), and
+   record every outcome, with the value just read as ``before``;
+5. record Salesforce's API usage (``ApiUsageObserved``).
+
+The Salesforce API budget (:mod:`ledger.budget`) gates the cycle: at 80 % of the allocation the
+cycle does nothing but ask, with one call, whether usage has fallen; at 40 % a pending resync
+waits (bulk work) while event sync goes on.
 
 The two systems are reached through the ports :class:`AccountSystem` and :class:`CompanySystem`;
 the in-memory fakes (:mod:`adapters.fakes`) satisfy them and real adapters will.
@@ -18,18 +25,21 @@ the in-memory fakes (:mod:`adapters.fakes`) satisfy them and real adapters will.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ledger import events as ev
 from ledger.application import LedgerApp, Recorded
+from ledger.budget import Tier, budget_tier
 from ledger.config import COMPANY_ID
 from ledger.facts import (
     AccountChange,
     AccountRemoval,
+    ApiUsage,
     CompanyChange,
     CompanyRemoval,
+    DeletionsMissed,
     Fact,
     WriteOutcome,
 )
@@ -62,12 +72,61 @@ class WriteRefused(Exception):
         self.retryable = retryable
 
 
+@dataclass(frozen=True)
+class RecordResult:
+    """What a system answered for one record of a (batched) write.
+
+    ``fields`` names the refused fields when the system said which (empty: the whole record);
+    ``retryable`` says whether the same write may succeed later. ``api_call`` describes the
+    request that carried it (method, path, records in the request, attempts).
+    """
+
+    record_id: str
+    ok: bool = True
+    message: str = ""
+    code: str = ""
+    fields: tuple[str, ...] = ()
+    retryable: bool = False
+    api_call: Mapping[str, Any] = field(default_factory=dict)
+
+
+Updates = Sequence[tuple[str, Mapping[str, Any]]]
+
+
+def write_each(
+    updates: Updates, write_one: Callable[[str, Mapping[str, Any]], Any]
+) -> list[RecordResult]:
+    """For a system without a batch API: one call per record; a :class:`WriteRefused` becomes
+    that record's failed result, anything else propagates."""
+    results: list[RecordResult] = []
+    for record_id, values in updates:
+        try:
+            write_one(record_id, values)
+        except WriteRefused as refusal:
+            results.append(
+                RecordResult(
+                    record_id,
+                    False,
+                    refusal.message,
+                    refusal.code,
+                    refusal.fields,
+                    refusal.retryable,
+                )
+            )
+        else:
+            results.append(RecordResult(record_id))
+    return results
+
+
 class AccountSystem(Protocol):
     """Salesforce Accounts, as the sync needs them."""
 
-    def changes_since(self, watermark: str | None) -> Sequence[AccountChange | AccountRemoval]:
+    def changes_since(
+        self, watermark: str | None
+    ) -> Sequence[AccountChange | AccountRemoval | DeletionsMissed]:
         """Accounts saved after ``watermark`` (a ``SystemModstamp``; all when ``None``), oldest
-        first, then accounts deleted after it."""
+        first, then accounts deleted after it; and :class:`~ledger.facts.DeletionsMissed` when
+        the system can no longer list every deletion since ``watermark``."""
         ...
 
     def lookup(self, field: str, keys: Sequence[str]) -> Sequence[AccountChange]:
@@ -79,8 +138,17 @@ class AccountSystem(Protocol):
         """Snapshots (``source="read"``) of the accounts ``ids``; a removal for one gone."""
         ...
 
-    def write(self, record_id: str, values: Mapping[str, Any]) -> None:
-        """Set ``values`` on one account in one call; raise :class:`WriteRefused` if refused."""
+    def write(self, updates: Updates) -> Sequence[RecordResult]:
+        """Set ``values`` on each ``(Id, values)``, up to 200 records a call; one result per
+        update, in order. Raise :class:`WriteRefused` only when no record could be sent."""
+        ...
+
+    def api_usage(self) -> ApiUsage | None:
+        """The API usage the latest answer reported (no call), with our allocation."""
+        ...
+
+    def refresh_api_usage(self) -> ApiUsage | None:
+        """Ask the system for its API usage now (one inexpensive call)."""
         ...
 
 
@@ -104,9 +172,9 @@ class CompanySystem(Protocol):
         """Snapshots (``source="read"``) of the companies ``ids``; a removal for one gone."""
         ...
 
-    def write(self, intercom_id: str, values: Mapping[str, Any]) -> None:
-        """Set ``values`` (by full attribute name) on one company; raise :class:`WriteRefused`
-        if refused."""
+    def write(self, updates: Updates) -> Sequence[RecordResult]:
+        """Set ``values`` (by full attribute name) on each ``(intercom_id, values)``; one result
+        per update, in order."""
         ...
 
 
@@ -132,6 +200,14 @@ class CycleReport:
     facts_ingested: int = 0
     lookups: int = 0
     records_read: int = 0
+    #: the Salesforce API budget tier the cycle ended in (see :mod:`ledger.budget`)
+    tier: Tier = "normal"
+    #: why the cycle did nothing (empty when it ran)
+    paused: str = ""
+    #: accounts read again because deletions may have been missed
+    resynced: int = 0
+    #: a resync is needed but waits for the budget to fall below the bulk tier
+    resync_deferred: bool = False
     mappings_made: int = 0
     mappings_ended: int = 0
     writes_planned: int = 0
@@ -219,6 +295,15 @@ def run_cycle(
     report = CycleReport()
     recorded: list[Recorded] = []
     app.catch_up()
+    report.tier = _tier(app, salesforce)
+    if report.tier == "pause_sync":
+        # Salesforce counts calls over a rolling day: ask (one call) whether usage fell.
+        recorded += _record_usage(app, salesforce.refresh_api_usage())
+        report.tier = _tier(app, salesforce)
+    if report.tier == "pause_sync":
+        report.paused = _paused(app, salesforce)
+        _tally(report, recorded)
+        return report
     notifications = list(intercom.drain_notifications())
     try:
         changes: list[Fact] = [
@@ -233,10 +318,58 @@ def run_cycle(
         intercom.requeue(notifications)
         raise
     report.facts_ingested, report.lookups = len(changes), len(answers)
-    recorded += _write(app, salesforce, intercom, report, max_attempts)
+    if app.state.resync_needed(ev.SALESFORCE) is not None:
+        if _tier(app, salesforce) == "normal":
+            ids = app.live_record_ids(ev.SALESFORCE)
+            recorded.append(app.resync(ev.SALESFORCE, salesforce.read(ids)))
+            report.resynced = len(ids)
+        else:
+            report.resync_deferred = True
+    report.tier = _tier(app, salesforce)
+    if report.tier == "pause_sync":
+        report.paused = _paused(app, salesforce)
+    else:
+        recorded += _write(app, salesforce, intercom, report, max_attempts)
+    recorded += _record_usage(app, salesforce.api_usage())
+    report.tier = _tier(app, salesforce)
+    _tally(report, recorded)
+    return report
+
+
+def _tally(report: CycleReport, recorded: Iterable[Recorded]) -> None:
     for r in recorded:
         report.tally(r.events)
-    return report
+
+
+def _tier(app: LedgerApp, salesforce: AccountSystem) -> Tier:
+    """The budget tier from the usage Salesforce last reported to this process, else from the
+    ledger's last record of it (a restarted service keeps pausing)."""
+    usage = salesforce.api_usage()
+    if usage is not None:
+        return budget_tier(usage.used, usage.limit, usage.allocation)
+    known = app.state.api_usage(ev.SALESFORCE)
+    return "normal" if known is None else known["tier"]
+
+
+def _record_usage(app: LedgerApp, usage: ApiUsage | None) -> list[Recorded]:
+    if usage is None:
+        return []
+    return [app.ingest([usage], summary="API usage")]
+
+
+def _paused(app: LedgerApp, salesforce: AccountSystem) -> str:
+    live = salesforce.api_usage()
+    known: Mapping[str, Any] = (
+        {"used": live.used, "limit": live.limit, "allocation": live.allocation}
+        if live is not None
+        else app.state.api_usage(ev.SALESFORCE) or {}
+    )
+    used, limit, allocation = known.get("used"), known.get("limit"), known.get("allocation")
+    budget = min(allocation, limit) if allocation and limit else allocation or limit
+    return (
+        f"event sync paused: Salesforce API usage {used} of {budget} calls allowed today is "
+        "at or above 80 %; it resumes when usage falls"
+    )
 
 
 def _answer_lookups(
@@ -294,14 +427,16 @@ def _write(
     recorded.append(app.ingest(snapshots, summary="sync cycle: read before write"))
     current = _values_read(snapshots)
 
-    batches: dict[tuple[str, str], list[PendingWrite]] = {}
+    by_system: dict[str, dict[str, list[PendingWrite]]] = {ev.SALESFORCE: {}, ev.INTERCOM: {}}
     for p in app.pending_writes():
-        batches.setdefault((p.system, p.record_id), []).append(p)
+        by_system[p.system].setdefault(p.record_id, []).append(p)
     outcomes: list[WriteOutcome] = []
-    for (system, record_id), writes in batches.items():
-        target: AccountSystem | CompanySystem = salesforce if system == ev.SALESFORCE else intercom
-        values = current.get((system, record_id), {})
-        outcomes += _send(target, system, record_id, writes, values)
+    for system, batches in by_system.items():
+        if batches:
+            target: AccountSystem | CompanySystem = (
+                salesforce if system == ev.SALESFORCE else intercom
+            )
+            outcomes += _send(target, system, batches, current, report)
     if outcomes:
         recorded.append(app.record_outcomes(outcomes))
     return recorded
@@ -310,40 +445,48 @@ def _write(
 def _send(
     target: AccountSystem | CompanySystem,
     system: str,
-    record_id: str,
-    writes: list[PendingWrite],
-    before: Mapping[str, Any],
+    batches: Mapping[str, list[PendingWrite]],
+    current: Mapping[tuple[str, str], Mapping[str, Any]],
+    report: CycleReport,
 ) -> list[WriteOutcome]:
-    """Send one record's writes in one call; when the system names refused fields, record those
-    as failed and send the rest again."""
+    """Send every record's pending writes (the system batches them); when the system names a
+    record's refused fields, record those as failed and send that record's others again."""
     outcomes: list[WriteOutcome] = []
-    remaining = list(writes)
+    remaining = {record_id: list(writes) for record_id, writes in batches.items()}
     while remaining:
-        values = {p.field: p.value for p in remaining}
-        call = {"system": system, "operation": "update", "record_id": record_id,
-                "fields": sorted(values)}  # fmt: skip
+        updates = [(rid, {p.field: p.value for p in ws}) for rid, ws in remaining.items()]
         try:
-            target.write(record_id, values)
+            results: Sequence[RecordResult] = target.write(updates)
         except WriteRefused as refusal:
-            refused = [p for p in remaining if p.field in refusal.fields] or remaining
+            failed = RecordResult("", False, refusal.message, refusal.code, (), refusal.retryable)
+            results = [replace(failed, record_id=rid) for rid, _ in updates]
+        again: dict[str, list[PendingWrite]] = {}
+        for (record_id, values), result in zip(updates, results, strict=True):
+            writes = remaining[record_id]
+            call = {"system": system, "operation": "update", "record_id": record_id,
+                    "fields": sorted(values), **result.api_call}  # fmt: skip
+            if result.ok:
+                before = current.get((system, record_id), {})
+                outcomes += [
+                    WriteOutcome(p.write_id, ok=True, before=before.get(p.field), api_call=call)
+                    for p in writes
+                ]
+                continue
+            refused = [p for p in writes if p.field in result.fields] or writes
             outcomes += [
                 WriteOutcome(
                     p.write_id,
                     ok=False,
-                    error=refusal.message,
-                    code=refusal.code,
-                    retryable=refusal.retryable,
+                    error=result.message,
+                    code=result.code,
+                    retryable=result.retryable,
                     api_call=call,
                 )
                 for p in refused
             ]
-            remaining = [p for p in remaining if p not in refused]
-            continue
-        outcomes += [
-            WriteOutcome(p.write_id, ok=True, before=before.get(p.field), api_call=call)
-            for p in remaining
-        ]
-        break
+            if rest := [p for p in writes if p not in refused]:
+                again[record_id] = rest
+        remaining = again
     return outcomes
 
 

@@ -21,10 +21,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.cycle import WriteRefused
+from adapters.cycle import RecordResult, Updates, WriteRefused, write_each
 from ledger.catalog import FieldCatalog, IntercomAttribute, SalesforceField
-from ledger.facts import AccountChange, AccountRemoval, CompanyChange, CompanyRemoval
+from ledger.events import SALESFORCE
+from ledger.facts import (
+    AccountChange,
+    AccountRemoval,
+    ApiUsage,
+    CompanyChange,
+    CompanyRemoval,
+    DeletionsMissed,
+)
 from ledger.values import FLOAT_TYPES, STRING_TYPES, format_salesforce_datetime, key_of
+
+#: Records per sObject Collections request (and per ``Id IN`` read).
+COLLECTION_SIZE = 200
 
 INDUSTRIES = ("Agriculture", "Banking", "Technology", "Retail", "Other")
 #: 2026-01-01T00:00:00Z: the fakes' clocks start here and tick once per change.
@@ -142,6 +153,12 @@ class FakeSalesforce:
         ]
         self.accounts: dict[str, dict[str, Any]] = {}
         self.deleted: dict[str, str] = {}
+        #: deletions before this stamp are no longer listed (see :meth:`purge_delete_log`)
+        self.delete_log_start: str | None = None
+        #: API calls made by the sync, against the org's daily ``api_limit``
+        self.api_calls = 0
+        self.api_limit = 100_000
+        self.api_allocation: int | None = None
         self._tick = 0
         self._ids = 0
 
@@ -188,11 +205,20 @@ class FakeSalesforce:
         record = self.accounts.get(record_id)
         return None if record is None else dict(record)
 
+    def purge_delete_log(self) -> None:
+        """Salesforce empties its recycle bin: deletions so far are no longer listed."""
+        self.deleted.clear()
+        self.delete_log_start = self._stamp()
+
     # --- the sync -----------------------------------------------------------------------------
 
-    def changes_since(self, watermark: str | None) -> list[AccountChange | AccountRemoval]:
-        """Accounts saved after ``watermark`` (all when ``None``), then deletions after it."""
-        changed: list[AccountChange | AccountRemoval] = [
+    def changes_since(
+        self, watermark: str | None
+    ) -> list[AccountChange | AccountRemoval | DeletionsMissed]:
+        """Accounts saved after ``watermark`` (all when ``None``), then deletions after it
+        (two calls); :class:`DeletionsMissed` if the delete log starts after ``watermark``."""
+        self._call(2 if watermark is not None else 1)
+        changed: list[AccountChange | AccountRemoval | DeletionsMissed] = [
             self._fact(r, "change", "poll")
             for r in sorted(self.accounts.values(), key=lambda r: r["SystemModstamp"])
             if watermark is None or r["SystemModstamp"] > watermark
@@ -203,10 +229,14 @@ class FakeSalesforce:
                 for rid, at in sorted(self.deleted.items(), key=lambda item: item[1])
                 if at > watermark
             ]
+            if self.delete_log_start is not None and self.delete_log_start > watermark:
+                reason = f"the delete log starts at {self.delete_log_start}, after {watermark}"
+                changed.append(DeletionsMissed(SALESFORCE, reason))
         return changed
 
     def lookup(self, field: str, keys: Sequence[str]) -> list[AccountChange]:
         """Every account whose ``field`` carries one of ``keys`` (one query)."""
+        self._call()
         wanted, kind = set(keys), self.schema[field].type
         return [
             self._fact(r, "snapshot", "lookup")
@@ -216,6 +246,7 @@ class FakeSalesforce:
 
     def read(self, ids: Sequence[str]) -> list[AccountChange | AccountRemoval]:
         """The accounts ``ids`` as they are now (a removal for one that is gone)."""
+        self._call(-(-len(ids) // COLLECTION_SIZE))
         return [
             self._fact(self.accounts[rid], "snapshot", "read")
             if rid in self.accounts
@@ -223,12 +254,30 @@ class FakeSalesforce:
             for rid in ids
         ]
 
-    def write(self, record_id: str, values: Mapping[str, Any]) -> None:
-        """Update one account's fields in one call; all or nothing, like the REST API."""
+    def write(self, updates: Updates) -> list[RecordResult]:
+        """Update accounts, 200 a call like sObject Collections; each record all or nothing."""
+        self._call(-(-len(updates) // COLLECTION_SIZE))
+        return write_each(updates, self._write_one)
+
+    def api_usage(self) -> ApiUsage | None:
+        """The usage after the sync's latest call (``None`` before the first)."""
+        if not self.api_calls:
+            return None
+        return ApiUsage(SALESFORCE, self.api_calls, self.api_limit, self.api_allocation)
+
+    def refresh_api_usage(self) -> ApiUsage | None:
+        """One ``limits`` call."""
+        self._call()
+        return self.api_usage()
+
+    def _write_one(self, record_id: str, values: Mapping[str, Any]) -> None:
         if record_id not in self.accounts:
             code = "ENTITY_IS_DELETED" if record_id in self.deleted else "NOT_FOUND"
             raise WriteRefused(f"account {record_id} does not exist", code=code)
         self.update(record_id, values)
+
+    def _call(self, count: int = 1) -> None:
+        self.api_calls += count
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -378,8 +427,11 @@ class FakeIntercom:
             for iid in ids
         ]
 
-    def write(self, intercom_id: str, values: Mapping[str, Any]) -> None:
-        """Update one company's attributes; like any change it queues ``company.updated``."""
+    def write(self, updates: Updates) -> list[RecordResult]:
+        """Update companies one call each; like any change each queues ``company.updated``."""
+        return write_each(updates, self._write_one)
+
+    def _write_one(self, intercom_id: str, values: Mapping[str, Any]) -> None:
         if intercom_id not in self.companies:
             raise WriteRefused(f"company {intercom_id} does not exist", code="company_not_found")
         self.update(intercom_id, values)

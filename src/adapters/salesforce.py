@@ -33,18 +33,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import requests
 from simple_salesforce import exceptions as sf_exceptions
 
 from adapters.salesforce_http import connect
+from ledger.budget import Tier, budget_tier
 from ledger.catalog import SalesforceField
 from ledger.facts import AccountChange, AccountKind, AccountRemoval
 from ledger.values import format_salesforce_datetime, parse_salesforce_datetime
 
 __all__ = [
+    "COLLECTION_SIZE",
     "BudgetTier",
     "PollResult",
     "SalesforceAccounts",
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
-BudgetTier = Literal["normal", "pause_bulk", "pause_sync"]
+BudgetTier = Tier
 
 COLLECTION_SIZE = 200  # sObject Collections maximum
 READ_BATCH = 200
@@ -71,8 +73,6 @@ TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 RETRYABLE_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"}
 )
-BULK_SHARE = 0.4
-SYNC_SHARE = 0.8
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 
@@ -321,19 +321,21 @@ class SalesforceAccounts:
             pending = retry
         return [r for r in results if r is not None]
 
+    def refresh_usage(self) -> Usage | None:
+        """Ask Salesforce for today's API usage (``GET limits/``, one call) and keep it."""
+        calls: list[JSON] = []
+        body = self._call("GET", "limits", calls, lambda: self._sf.restful("limits/"))
+        daily = body.get("DailyApiRequests") if isinstance(body, dict) else None
+        if isinstance(daily, dict) and "Max" in daily and "Remaining" in daily:
+            limit = int(daily["Max"])
+            self.usage = Usage(used=limit - int(daily["Remaining"]), total=limit)
+        return self.usage
+
     def budget_tier(self) -> BudgetTier:
         """``pause_sync`` at >= 80 % of the daily allocation, ``pause_bulk`` at >= 40 %."""
         if self.usage is None:
             return "normal"
-        allocation = self.daily_allocation or self.usage.total
-        if allocation <= 0:
-            return "pause_sync"
-        share = self.usage.used / allocation
-        if share >= SYNC_SHARE:
-            return "pause_sync"
-        if share >= BULK_SHARE:
-            return "pause_bulk"
-        return "normal"
+        return budget_tier(self.usage.used, self.usage.total, self.daily_allocation)
 
     # -- building blocks --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.cycle import WriteRefused
+from adapters.cycle import RecordResult, Updates, WriteRefused, write_each
 from adapters.intercom import (
     CUSTOM_PREFIX,
     IntercomAuthError,
@@ -32,13 +32,22 @@ from adapters.intercom_webhooks import (
     verify_signature,
 )
 from adapters.salesforce import (
+    COLLECTION_SIZE,
     SalesforceAccounts,
     SalesforceAuthError,
     SalesforceError,
     SalesforceLimitExceeded,
     SalesforceUnavailable,
 )
-from ledger.facts import AccountChange, AccountRemoval, CompanyChange, CompanyRemoval
+from ledger.events import SALESFORCE
+from ledger.facts import (
+    AccountChange,
+    AccountRemoval,
+    ApiUsage,
+    CompanyChange,
+    CompanyRemoval,
+    DeletionsMissed,
+)
 
 __all__ = ["IntercomSystem", "SalesforceSystem"]
 
@@ -49,10 +58,14 @@ class SalesforceSystem:
     def __init__(self, accounts: SalesforceAccounts) -> None:
         self.accounts = accounts
 
-    def changes_since(self, watermark: str | None) -> list[AccountChange | AccountRemoval]:
-        """The poll's changes (oldest first), then its removals."""
+    def changes_since(
+        self, watermark: str | None
+    ) -> list[AccountChange | AccountRemoval | DeletionsMissed]:
+        """The poll's changes (oldest first), then its removals, then
+        :class:`~ledger.facts.DeletionsMissed` if the delete log did not reach back."""
         result = self.accounts.poll(watermark)
-        return [*result.changes, *result.removals]
+        missed = [DeletionsMissed(SALESFORCE, result.message)] if result.resync_needed else []
+        return [*result.changes, *result.removals, *missed]
 
     def lookup(self, field: str, keys: Sequence[str]) -> list[AccountChange]:
         return self.accounts.lookup(field, keys)
@@ -60,30 +73,59 @@ class SalesforceSystem:
     def read(self, ids: Sequence[str]) -> list[AccountChange | AccountRemoval]:
         return self.accounts.read(ids)
 
-    def write(self, record_id: str, values: Mapping[str, Any]) -> None:
-        """One collection update of one record; a failed result raises :class:`WriteRefused`."""
-        try:
-            [result] = self.accounts.write([(record_id, values)])
-        except (SalesforceAuthError, SalesforceLimitExceeded):
-            raise
-        except SalesforceError as exc:
-            retryable = isinstance(exc, SalesforceUnavailable)
-            raise WriteRefused(exc.message, code=exc.code or "error", retryable=retryable) from None
-        if not result.ok:
-            raise WriteRefused(
-                result.message or f"Salesforce refused the update of {record_id}",
-                code=result.code or "refused",
-                fields=result.fields,
-                retryable=result.retryable,
-            )
+    def write(self, updates: Updates) -> list[RecordResult]:
+        """sObject Collections updates, 200 records a request; a request that fails as a whole
+        fails only its own records (retryable when Salesforce was unavailable)."""
+        results: list[RecordResult] = []
+        for i in range(0, len(updates), COLLECTION_SIZE):
+            chunk = updates[i : i + COLLECTION_SIZE]
+            try:
+                answers = self.accounts.write(chunk)
+            except (SalesforceAuthError, SalesforceLimitExceeded):
+                raise
+            except SalesforceError as exc:
+                retryable = isinstance(exc, SalesforceUnavailable)
+                code = exc.code or "error"
+                results += [
+                    RecordResult(rid, False, exc.message, code, retryable=retryable)
+                    for rid, _ in chunk
+                ]
+                continue
+            results += [
+                RecordResult(
+                    a.salesforce_id,
+                    a.ok,
+                    a.message or ("" if a.ok else f"Salesforce refused {a.salesforce_id}"),
+                    a.code or ("" if a.ok else "refused"),
+                    a.fields,
+                    a.retryable,
+                    a.api_call,
+                )
+                for a in answers
+            ]
+        return results
+
+    def api_usage(self) -> ApiUsage | None:
+        usage = self.accounts.usage
+        if usage is None:
+            return None
+        return ApiUsage(SALESFORCE, usage.used, usage.total, self.accounts.daily_allocation)
+
+    def refresh_api_usage(self) -> ApiUsage | None:
+        """One ``GET limits/`` call."""
+        self.accounts.refresh_usage()
+        return self.api_usage()
 
 
 class IntercomSystem:
     """Intercom companies as the sync needs them (``cycle.CompanySystem``), with a webhook inbox.
 
     Intercom's write is an upsert keyed by ``company_id``, so the system remembers each company's
-    ``company_id`` from what it read, looked up or was notified of, and reads the company first
-    when it does not know it (a company that is gone is refused rather than re-created).
+    ``company_id`` from what it read or looked up, and reads the company first when it does not
+    know it. A company seen deleted (read, or ``company.deleted``) is refused rather than
+    re-created, even if a late ``company.created`` webhook arrives after the deletion. What no
+    client can prevent: a company deleted between the cycle's read-before-write and its write
+    would be re-created by the upsert (Intercom has no conditional write).
     """
 
     def __init__(
@@ -95,6 +137,7 @@ class IntercomSystem:
         self._lock = threading.Lock()
         self._inbox: list[CompanyChange | CompanyRemoval] = []
         self._company_ids: dict[str, str] = {}
+        self._gone: set[str] = set()
 
     # -- the webhook inbox ------------------------------------------------------------------------
 
@@ -116,7 +159,8 @@ class IntercomSystem:
         if fact is not None:
             with self._lock:
                 self._inbox.append(fact)
-                self._remember([fact])
+                if isinstance(fact, CompanyRemoval):
+                    self._remember([fact])  # a late "created" webhook must not resurrect it
         return "accepted"
 
     def drain_notifications(self) -> list[CompanyChange | CompanyRemoval]:
@@ -144,8 +188,11 @@ class IntercomSystem:
             self._remember(facts)
         return facts
 
-    def write(self, intercom_id: str, values: Mapping[str, Any]) -> None:
-        """Set ``values`` on one company; raise :class:`WriteRefused` if Intercom refuses."""
+    def write(self, updates: Updates) -> list[RecordResult]:
+        """One ``POST /companies`` per company (Intercom has no batch update)."""
+        return write_each(updates, self._write_one)
+
+    def _write_one(self, intercom_id: str, values: Mapping[str, Any]) -> None:
         company_id = self._company_id(intercom_id)
         try:
             self.companies.write(intercom_id, company_id, values)
@@ -165,6 +212,9 @@ class IntercomSystem:
     def _company_id(self, intercom_id: str) -> str:
         with self._lock:
             known = self._company_ids.get(intercom_id)
+            gone = intercom_id in self._gone
+        if gone:
+            raise WriteRefused(f"company {intercom_id} was deleted", code="company_not_found")
         if known is not None:
             return known
         try:
@@ -181,11 +231,13 @@ class IntercomSystem:
         return fact.company_id
 
     def _remember(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
-        """Note each company's ``company_id`` (forget removed ones); hold ``_lock``."""
+        """Note each company's ``company_id``, and each company seen gone for good (Intercom
+        never reuses an id, so nothing brings one back); hold ``_lock``."""
         for fact in facts:
             if isinstance(fact, CompanyRemoval):
                 self._company_ids.pop(fact.intercom_id, None)
-            elif fact.company_id is not None:
+                self._gone.add(fact.intercom_id)
+            elif fact.company_id is not None and fact.intercom_id not in self._gone:
                 self._company_ids[fact.intercom_id] = fact.company_id
 
 

@@ -27,7 +27,15 @@ from ledger import ids
 from ledger.catalog import FieldCatalog
 from ledger.config import COMPANY_ID, ActiveConfig, SyncConfig
 from ledger.decisions import Decider
-from ledger.facts import AccountChange, CompanyChange, Fact, LookupAnswer, WriteOutcome
+from ledger.facts import (
+    AccountChange,
+    AccountRemoval,
+    CompanyChange,
+    CompanyRemoval,
+    Fact,
+    LookupAnswer,
+    WriteOutcome,
+)
 from ledger.state import IdentityLink, LedgerState, PendingWrite
 from ledger.validation import resolve_config
 from ledger.values import key_of
@@ -129,6 +137,18 @@ class LedgerApp(Application[UUID]):
         """Record what happened to writes the writer sent."""
         return self.ingest(outcomes, summary="write outcomes")
 
+    def resync(self, system: str, snapshots: Sequence[Fact]) -> Recorded:
+        """Ingest ``snapshots`` (reads of every record of ``system`` the ledger knew as live:
+        a snapshot or a removal each) and close the pending resync, in one transaction."""
+        batch = list(snapshots)
+        removed = sum(isinstance(f, AccountRemoval | CompanyRemoval) for f in batch)
+
+        def decide(d: Decider) -> None:
+            d.ingest(batch)
+            d.resync_completed(system, records_read=len(batch), removed=removed)
+
+        return self._transact(f"resync {system}", decide)
+
     def give_up(self, write_ids: Iterable[str], rule: str, detail: str) -> Recorded:
         """Close pending writes without sending them (e.g. ``retries_exhausted``)."""
         chosen = list(write_ids)
@@ -228,6 +248,13 @@ class LedgerApp(Application[UUID]):
         """Planned writes without a final outcome, in planning order."""
         self.catch_up()
         return [p for p in self.state.pending_writes() if system is None or p.system == system]
+
+    def live_record_ids(self, system: str) -> list[str]:
+        """Ids of every record of ``system`` the ledger knows as live (not deleted)."""
+        self.catch_up()
+        if system == ev.SALESFORCE:
+            return sorted(a.salesforce_id for a in self.state.accounts.values() if not a.deleted)
+        return sorted(c.intercom_id for c in self.state.companies.values() if not c.deleted)
 
     def mappings(self) -> list[IdentityLink]:
         """The mappings in force, by company_id."""

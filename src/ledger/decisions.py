@@ -33,12 +33,15 @@ from uuid import UUID
 
 from ledger import events as ev
 from ledger import ids
+from ledger.budget import budget_tier
 from ledger.config import ActiveConfig, Direction, ResolvedMapping
 from ledger.facts import (
     AccountChange,
     AccountRemoval,
+    ApiUsage,
     CompanyChange,
     CompanyRemoval,
+    DeletionsMissed,
     LookupAnswer,
     WriteOutcome,
 )
@@ -415,6 +418,47 @@ class Decider:
                 attempt=pw.attempts + 1,
             )
 
+    # --- the systems -----------------------------------------------------------------------
+
+    def api_usage(self, usage: ApiUsage) -> None:
+        """Record a system's API usage and the budget tier it means, when it moved by 1 % of
+        the budget or more, fell (a new day), or changed the tier or the limits; so a quiet
+        sync does not grow the ledger, while the usage curve keeps a 1 % resolution."""
+        tier = budget_tier(usage.used, usage.limit, usage.allocation)
+        now = {"used": usage.used, "limit": usage.limit, "allocation": usage.allocation}
+        last = self.state.api_usage(usage.system)
+        if last is not None and {**now, "used": last["used"], "tier": tier} == last:
+            step = max(1, min(usage.allocation or usage.limit, usage.limit) // 100)
+            if 0 <= usage.used - int(last["used"]) < step:
+                return
+        self.emit(
+            ev.ApiUsageObserved,
+            ids.system_stream(usage.system),
+            **now,
+            system=usage.system,
+            tier=tier,
+        )
+
+    def deletions_missed(self, fact: DeletionsMissed) -> None:
+        """Note that every known record of the system must be read again."""
+        if self.state.resync_needed(fact.system) is None:
+            self.emit(
+                ev.ResyncNeeded,
+                ids.system_stream(fact.system),
+                system=fact.system,
+                reason=fact.reason,
+            )
+
+    def resync_completed(self, system: str, records_read: int, removed: int) -> None:
+        """Close a resync: the records of ``system`` were read again (and ingested before)."""
+        self.emit(
+            ev.ResyncCompleted,
+            ids.system_stream(system),
+            system=system,
+            records_read=records_read,
+            removed=removed,
+        )
+
     def give_up(self, write_id: str, rule: str, detail: str) -> None:
         """Close a pending write without sending it (e.g. retries exhausted)."""
         pw = self.state.pending.get(write_id)
@@ -665,6 +709,10 @@ class Decider:
                 self.account_removal(fact)
             elif isinstance(fact, WriteOutcome):
                 self.write_outcome(fact)
+            elif isinstance(fact, ApiUsage):
+                self.api_usage(fact)
+            elif isinstance(fact, DeletionsMissed):
+                self.deletions_missed(fact)
             else:
                 raise TypeError(f"not a ledger fact: {fact!r}")
 

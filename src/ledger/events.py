@@ -10,6 +10,7 @@ Streams (each an ``originator_id``, see :mod:`ledger.ids`) and what they hold:
   about writing *to* that account.
 * one stream per identity key (the ``company_id`` value): ``IdentityMapped``/``IdentityUnmapped``.
 * one stream per lookup key: ``LookupAnswered``.
+* one stream per system: ``ApiUsageObserved``, ``ResyncNeeded``, ``ResyncCompleted``.
 * the head stream: one ``LedgerAdvanced`` per transaction; its version numbers serialise all
   writers, so a decision is always taken on the complete ledger (optimistic concurrency).
 
@@ -265,6 +266,34 @@ class WriteFailed(LedgerEvent):
     code: str
     retryable: bool
     attempt: int
+
+
+# --- the systems ---------------------------------------------------------------------------
+
+
+class ApiUsageObserved(LedgerEvent):
+    """A system's API usage, and the budget tier it puts the sync in (:mod:`ledger.budget`)."""
+
+    system: str
+    used: int
+    limit: int
+    allocation: int | None
+    tier: str
+
+
+class ResyncNeeded(LedgerEvent):
+    """Deletions may have been missed; every known record of ``system`` must be read again."""
+
+    system: str
+    reason: str
+
+
+class ResyncCompleted(LedgerEvent):
+    """Every record of ``system`` the ledger knew as live was read again."""
+
+    system: str
+    records_read: int
+    removed: int
 
 
 # --- the head ------------------------------------------------------------------------------

@@ -87,4 +87,33 @@ class WriteOutcome:
     api_call: Mapping[str, Any] = field(default_factory=dict)
 
 
-Fact = CompanyChange | CompanyRemoval | AccountChange | AccountRemoval | LookupAnswer | WriteOutcome
+@dataclass(frozen=True)
+class ApiUsage:
+    """A system's API usage as its latest answer reported it (Salesforce's
+    ``Sforce-Limit-Info: api-usage=used/limit``); ``allocation`` is our configured share."""
+
+    system: str
+    used: int
+    limit: int
+    allocation: int | None = None
+
+
+@dataclass(frozen=True)
+class DeletionsMissed:
+    """The system can no longer list every deletion since our last poll (Salesforce's delete
+    log does not reach back that far): every known record must be read again."""
+
+    system: str
+    reason: str
+
+
+Fact = (
+    CompanyChange
+    | CompanyRemoval
+    | AccountChange
+    | AccountRemoval
+    | LookupAnswer
+    | WriteOutcome
+    | ApiUsage
+    | DeletionsMissed
+)

@@ -36,6 +36,11 @@ def identity_stream(company_id: str) -> UUID:
     return stream_id("identity", company_id)
 
 
+def system_stream(system: str) -> UUID:
+    """The stream of facts about a whole system (API usage, resyncs)."""
+    return stream_id("system", system)
+
+
 def lookup_stream(system: str, field: str, key: str) -> UUID:
     return stream_id("lookup", system, field, key)
 

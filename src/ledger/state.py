@@ -110,6 +110,10 @@ class LedgerState:
             "seq": 0,
             "poll_watermark": None,
             "config": INITIAL_CONFIG,
+            #: system -> the latest ApiUsageObserved as a dict (used, limit, allocation, tier)
+            "api_usage": {},
+            #: system -> why a resync is needed (absent when none is)
+            "resync_needed": {},
         }
         self._journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
         self._handlers: dict[type[ev.LedgerEvent], Callable[[Any], None]] = {
@@ -130,6 +134,9 @@ class LedgerState:
             ev.WriteSkipped: self._on_write_closed,
             ev.WriteApplied: self._on_write_applied,
             ev.WriteFailed: self._on_write_failed,
+            ev.ApiUsageObserved: self._on_api_usage,
+            ev.ResyncNeeded: self._on_resync_needed,
+            ev.ResyncCompleted: self._on_resync_completed,
         }
 
     # --- reading ---------------------------------------------------------------------------
@@ -150,6 +157,17 @@ class LedgerState:
         """The greatest ``SystemModstamp`` a Salesforce poll has shown us."""
         value = self.scalars["poll_watermark"]
         return None if value is None else str(value)
+
+    def api_usage(self, system: str) -> dict[str, Any] | None:
+        """The latest recorded API usage of ``system`` (``used``, ``limit``, ``allocation``,
+        ``tier``), if any."""
+        usage: dict[str, Any] | None = self.scalars["api_usage"].get(system)
+        return usage
+
+    def resync_needed(self, system: str) -> str | None:
+        """Why every known record of ``system`` must be read again, or ``None``."""
+        reason: str | None = self.scalars["resync_needed"].get(system)
+        return reason
 
     def account_key(self, account: AccountRecord) -> str | None:
         """The account's identifier value under the configuration in force."""
@@ -341,6 +359,19 @@ class LedgerState:
                 self._put(self.accounts_by_key, key, ids)
             else:
                 self._pop(self.accounts_by_key, key)
+
+    def _on_api_usage(self, e: ev.ApiUsageObserved) -> None:
+        usage = {"used": e.used, "limit": e.limit, "allocation": e.allocation, "tier": e.tier}
+        self._put(self.scalars, "api_usage", {**self.scalars["api_usage"], e.system: usage})
+
+    def _on_resync_needed(self, e: ev.ResyncNeeded) -> None:
+        self._put(
+            self.scalars, "resync_needed", {**self.scalars["resync_needed"], e.system: e.reason}
+        )
+
+    def _on_resync_completed(self, e: ev.ResyncCompleted) -> None:
+        rest = {k: v for k, v in self.scalars["resync_needed"].items() if k != e.system}
+        self._put(self.scalars, "resync_needed", rest)
 
     def _on_lookup(self, e: ev.LookupAnswered) -> None:
         self._put(self.looked_up, (e.system, e.field, e.key), tuple(e.found))

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from adapters.cycle import AccountSystem, CompanySystem, WriteRefused
+from adapters.cycle import AccountSystem, CompanySystem
 from adapters.fakes import FakeIntercom, FakeSalesforce
 from adapters.intercom import IntercomCompanies
 from adapters.salesforce import SalesforceAccounts
@@ -26,7 +26,13 @@ from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
 from adapters.systems import IntercomSystem, SalesforceSystem
-from ledger.facts import AccountChange, AccountRemoval, CompanyChange, CompanyRemoval
+from ledger.facts import (
+    AccountChange,
+    AccountRemoval,
+    CompanyChange,
+    CompanyRemoval,
+    DeletionsMissed,
+)
 from tests.support import Inbox, webhook_receiver
 
 SECRET = "contract-secret"
@@ -41,6 +47,7 @@ class AccountWorld(Protocol):
     def user_creates(self, **fields: Any) -> str: ...
     def user_updates(self, record_id: str, **fields: Any) -> None: ...
     def user_deletes(self, record_id: str) -> None: ...
+    def recycle_bin_emptied(self) -> None: ...
 
 
 class FakeAccountWorld:
@@ -56,6 +63,9 @@ class FakeAccountWorld:
 
     def user_deletes(self, record_id: str) -> None:
         self.fake.delete(record_id)
+
+    def recycle_bin_emptied(self) -> None:
+        self.fake.purge_delete_log()
 
 
 class Clock:
@@ -100,6 +110,11 @@ class SimAccountWorld:
         self._tick()
         self.state.delete_account(record_id)
         self._tick(120)  # past the minute getDeleted rounds down to
+
+    def recycle_bin_emptied(self) -> None:
+        self._tick(60)
+        self.state.purge_delete_log(self.clock.now)
+        self._tick(120)
 
 
 @pytest.fixture(params=["fake", "simulator"])
@@ -183,17 +198,65 @@ def test_write_sets_values_and_a_restricted_picklist_value_is_refused(
 ) -> None:
     a = accounts.user_creates(Name="A", AccountNumber="K-1")
 
-    accounts.system.write(a, {"Plan__c": "Pro", "Industry": "Banking"})
+    [ok] = accounts.system.write([(a, {"Plan__c": "Pro", "Industry": "Banking"})])
+    assert (ok.record_id, ok.ok) == (a, True)
     [after] = accounts.system.read([a])
     assert isinstance(after, AccountChange)
     assert (after.fields["Plan__c"], after.fields["Industry"]) == ("Pro", "Banking")
 
-    with pytest.raises(WriteRefused) as refused:
-        accounts.system.write(a, {"Industry": "Spaceflight"})
-    assert refused.value.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
-    assert refused.value.fields == ("Industry",) and refused.value.retryable is False
+    [refused] = accounts.system.write([(a, {"Industry": "Spaceflight"})])
+    assert refused.ok is False and refused.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert refused.fields == ("Industry",) and refused.retryable is False
     [unchanged] = accounts.system.read([a])
     assert isinstance(unchanged, AccountChange) and unchanged.fields["Industry"] == "Banking"
+
+
+def test_a_batch_write_answers_each_record_on_its_own(accounts: AccountWorld) -> None:
+    ids = [accounts.user_creates(Name=f"A{i}", AccountNumber=f"K-{i}") for i in range(250)]
+    gone = ids[7]
+    accounts.user_deletes(gone)
+    updates = [(rid, {"Plan__c": f"plan {i}"}) for i, rid in enumerate(ids)]
+    updates[3] = (ids[3], {"Industry": "Spaceflight"})
+
+    results = accounts.system.write(updates)
+
+    assert [r.record_id for r in results] == ids
+    assert [i for i, r in enumerate(results) if not r.ok] == [3, 7]
+    assert results[3].fields == ("Industry",)
+    now = {f.salesforce_id: f for f in accounts.system.read(ids) if isinstance(f, AccountChange)}
+    assert now[ids[249]].fields["Plan__c"] == "plan 249"
+    assert now[ids[3]].fields["Plan__c"] is None
+
+
+def test_api_usage_is_known_after_a_call_and_can_be_refreshed(accounts: AccountWorld) -> None:
+    accounts.user_creates(Name="A", AccountNumber="K-1")
+    assert accounts.system.api_usage() is None
+
+    accounts.system.changes_since(None)
+    seen = accounts.system.api_usage()
+    assert seen is not None and seen.system == "salesforce" and 0 < seen.used <= seen.limit
+
+    fresh = accounts.system.refresh_api_usage()
+    assert fresh is not None and fresh.used >= seen.used and fresh.limit == seen.limit
+
+
+def test_an_emptied_recycle_bin_says_deletions_may_have_been_missed(
+    accounts: AccountWorld,
+) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+    b = accounts.user_creates(Name="B", AccountNumber="K-2")
+    watermark = _latest(accounts.system.changes_since(None))
+    assert not any(isinstance(c, DeletionsMissed) for c in accounts.system.changes_since(watermark))
+
+    accounts.user_deletes(b)
+    accounts.recycle_bin_emptied()
+    changes = accounts.system.changes_since(watermark)
+
+    missed = [c for c in changes if isinstance(c, DeletionsMissed)]
+    assert len(missed) == 1 and missed[0].system == "salesforce" and missed[0].reason
+    assert not any(isinstance(c, AccountRemoval) and c.salesforce_id == b for c in changes)
+    snapshot, removal = accounts.system.read([a, b])
+    assert isinstance(snapshot, AccountChange) and isinstance(removal, AccountRemoval)
 
 
 # -- companies -----------------------------------------------------------------------------------
@@ -291,8 +354,9 @@ def test_company_read_returns_snapshots_and_a_removal(companies: CompanyWorld) -
 def test_company_write_standard_and_custom_attributes(companies: CompanyWorld) -> None:
     iid = companies.user_creates("c-1", "Old", plan="Free")
 
-    companies.system.write(iid, {"name": "New", "custom_attributes.plan": "Pro"})
+    [result] = companies.system.write([(iid, {"name": "New", "custom_attributes.plan": "Pro"})])
 
+    assert (result.record_id, result.ok) == (iid, True)
     [after] = companies.system.read([iid])
     assert isinstance(after, CompanyChange)
     assert after.attributes["name"] == "New"
@@ -304,11 +368,25 @@ def test_company_write_of_an_undefined_custom_attribute_is_refused(
 ) -> None:
     iid = companies.user_creates("c-1", "Acme")
 
-    with pytest.raises(WriteRefused) as refused:
-        companies.system.write(iid, {"custom_attributes.nope": "x"})
+    [refused] = companies.system.write([(iid, {"custom_attributes.nope": "x"})])
 
-    assert refused.value.code == "parameter_invalid" and refused.value.retryable is False
-    assert refused.value.fields == ("custom_attributes.nope",)
+    assert refused.ok is False and refused.code == "parameter_invalid"
+    assert refused.retryable is False and refused.fields == ("custom_attributes.nope",)
+
+
+def test_a_write_to_a_deleted_company_is_refused_and_does_not_recreate_it(
+    companies: CompanyWorld,
+) -> None:
+    kept = companies.user_creates("c-1", "Kept")
+    gone = companies.user_creates("c-2", "Gone")
+    companies.system.read([kept, gone])  # the sync has seen both
+    companies.user_deletes(gone)
+    companies.system.read([gone])  # ... and read that one again before writing
+
+    ok, refused = companies.system.write([(kept, {"name": "K2"}), (gone, {"name": "Back"})])
+
+    assert ok.ok and not refused.ok and refused.retryable is False
+    assert companies.system.lookup(["c-2"]) == []
 
 
 def test_a_user_change_arrives_as_a_notification(companies: CompanyWorld) -> None:

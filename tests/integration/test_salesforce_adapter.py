@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -299,9 +300,14 @@ def test_usage_and_budget_tier_follow_sforce_limit_info(make_sim: Callable[..., 
     for key in "defg":
         adapter.lookup("AccountNumber", [key])
     assert adapter.usage.used == 8 and adapter.budget_tier() == "pause_sync"
-    shared = sim.adapter(daily_allocation=40)  # our share of a larger org limit
-    shared.usage = adapter.usage
-    assert shared.budget_tier() == "normal"
+    generous = sim.adapter(daily_allocation=40)  # more than the org has: the org's limit caps
+    generous.usage = adapter.usage
+    assert generous.budget_tier() == "pause_sync"
+    shared = sim.adapter(daily_allocation=5)  # our share of the org's limit
+    shared.usage = replace(adapter.usage, used=3)
+    assert shared.budget_tier() == "pause_bulk" and adapter.budget_tier() != "normal"
+    adapter.usage = replace(adapter.usage, used=3)
+    assert adapter.budget_tier() == "normal"
 
 
 def test_deleted_call_updates_usage_too(sim: Sim) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from adapters.cycle import CycleReport, WriteRefused, run_cycle
+from adapters.cycle import CycleReport, RecordResult, WriteRefused, run_cycle
 from adapters.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
 from ledger import events as ev
 from ledger.application import LedgerApp
@@ -185,7 +185,7 @@ def test_a_refused_value_fails_for_good_and_the_rest_of_the_record_is_written() 
 class BusyIntercom(FakeIntercom):
     """Intercom answering every write with a rate-limit error."""
 
-    def write(self, intercom_id: str, values: Mapping[str, Any]) -> None:
+    def _write_one(self, intercom_id: str, values: Mapping[str, Any]) -> None:
         raise WriteRefused("rate limited", code="rate_limit_exceeded", retryable=True)
 
 
@@ -242,3 +242,106 @@ def test_notifications_taken_by_a_failed_cycle_are_kept_for_the_next() -> None:
     for _ in range(2):
         run_cycle(app, flaky, ic)  # type: ignore[arg-type]
     assert sf.get(sid)["Industry"] == "Banking"
+
+
+# -- batching, the API budget and resyncs ---------------------------------------------------------
+
+
+class CountingSalesforce(FakeSalesforce):
+    """Counts the records of each write request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.write_requests: list[int] = []
+
+    def write(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> list[RecordResult]:
+        self.write_requests += [len(updates[i : i + 200]) for i in range(0, len(updates), 200)]
+        return super().write(updates)
+
+
+def test_writes_to_many_accounts_go_200_records_a_request() -> None:
+    app, sf, ic = new_app(), CountingSalesforce(), FakeIntercom()
+    ids = [sf.create(AccountNumber=f"k{i}", Name=f"A{i}") for i in range(450)]
+    run_cycle(app, sf, ic)
+    for i in range(450):
+        ic.create(f"k{i}", {"name": f"A{i}", "industry": "Banking"})
+
+    report = run_cycle(app, sf, ic)
+
+    assert report.mappings_made == 450
+    assert report.applied_by_system["salesforce"] == 450
+    assert sf.write_requests == [200, 200, 50]
+    assert all(sf.get(rid)["Industry"] == "Banking" for rid in ids)  # type: ignore[index]
+
+
+def company_name(ic: FakeIntercom, company_id: str) -> Any:
+    company = ic.get(ic.by_company_id(company_id) or "")
+    assert company is not None
+    return company["name"]
+
+
+def test_at_80_percent_of_the_allocation_event_sync_pauses_and_then_resumes() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sf.api_allocation = 100
+    rid = sf.create(AccountNumber="k1", Name="Acme")
+    ic.create("k1", {"name": "Old"}, notify=False)
+    sf.api_calls = 70  # usage is the org's: other integrations' calls count too
+    first = run_cycle(app, sf, ic)
+    assert (first.tier, first.paused, first.mappings_made) == ("pause_bulk", "", 1)
+    assert app.state.api_usage("salesforce") == {
+        "used": sf.api_calls, "limit": 100_000, "allocation": 100, "tier": "pause_bulk"
+    }  # fmt: skip
+    sf.api_calls = 85
+
+    sf.update(rid, Name="Acme Corp")
+    before = sf.api_calls
+    paused = run_cycle(app, sf, ic)
+    assert paused.paused.startswith("event sync paused: Salesforce API usage 86 of 100")
+    assert paused.facts_ingested == 0
+    assert sf.api_calls == before + 1  # only the usage check
+    assert company_name(ic, "k1") == "Acme"
+
+    sf.api_calls = 10  # the rolling day moved on
+    resumed = run_cycle(app, sf, ic)
+    assert resumed.paused == "" and resumed.tier == "normal"
+    assert company_name(ic, "k1") == "Acme Corp"
+    tiers = [e.tier for _, e in app.read_events() if isinstance(e, ev.ApiUsageObserved)]
+    assert tiers[-2:] == ["pause_sync", "normal"]
+
+
+def test_missed_deletions_are_found_by_reading_every_known_account_again() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    kept, gone = sf.create(AccountNumber="k1"), sf.create(AccountNumber="k2")
+    ic.create("k1", {"name": "One"}, notify=False)
+    ic.create("k2", {"name": "Two"}, notify=False)
+    run_cycle(app, sf, ic)
+    assert {link.salesforce_id for link in app.mappings()} == {kept, gone}
+    sf.delete(gone)
+    sf.purge_delete_log()  # the deletion is no longer listed by the time we poll
+
+    report = run_cycle(app, sf, ic)
+
+    assert report.resynced == 2 and app.state.resync_needed("salesforce") is None
+    assert [link.salesforce_id for link in app.mappings()] == [kept]
+    assert report.unmapped_by_reason == {"account deleted": 1}
+    kinds = [type(e).__name__ for _, e in app.read_events()]
+    assert kinds.index("ResyncNeeded") < kinds.index("ResyncCompleted")
+
+
+def test_a_resync_waits_while_usage_is_above_the_bulk_tier() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sf.api_allocation = 1000
+    gone = sf.create(AccountNumber="k2")
+    ic.create("k2", {"name": "Two"}, notify=False)
+    run_cycle(app, sf, ic)
+    sf.delete(gone)
+    sf.purge_delete_log()
+    sf.api_calls = 500  # 50 %: bulk work waits, event sync goes on
+
+    deferred = run_cycle(app, sf, ic)
+    assert deferred.resync_deferred and deferred.resynced == 0
+    assert app.state.resync_needed("salesforce") is not None and len(app.mappings()) == 1
+
+    sf.api_calls = 0
+    done = run_cycle(app, sf, ic)
+    assert done.resynced == 1 and app.mappings() == []
