@@ -2,8 +2,9 @@
 
 The order is the ledger's contract (see :class:`ledger.application.LedgerApp`):
 
-1. take Intercom's queued notifications and Salesforce's changes since the ledger's poll
-   watermark;
+1. take the Intercom notifications waiting in the ledger's inbox (kept there by the webhook
+   endpoint, :meth:`LedgerApp.receive`) or queued by the ``CompanySystem``, and Salesforce's
+   changes since the ledger's poll watermark;
 2. ask each system about keys the ledger has never seen on it (``lookup_needs``) and ingest the
    answers ahead of the changes, in one transaction;
 3. if Salesforce's delete log no longer reaches back to the last poll (``ResyncNeeded``), read
@@ -290,8 +291,13 @@ def run_cycle(
     intercom: CompanySystem,
     *,
     max_attempts: int = MAX_ATTEMPTS,
+    poll_salesforce: bool = True,
 ) -> CycleReport:
-    """Run one sync cycle (see the module docstring) and report what it recorded."""
+    """Run one sync cycle (see the module docstring) and report what it recorded.
+
+    ``poll_salesforce=False`` skips the Salesforce poll (a cycle woken by webhooks, between
+    the poll interval's cycles): it decides the inbox and writes, spending no poll calls.
+    """
     report = CycleReport()
     recorded: list[Recorded] = []
     app.catch_up()
@@ -304,17 +310,24 @@ def run_cycle(
         report.paused = _paused(app, salesforce)
         _tally(report, recorded)
         return report
+    inbox = app.inbox()
     notifications = list(intercom.drain_notifications())
     try:
-        changes: list[Fact] = [
-            *notifications,
-            *salesforce.changes_since(app.state.poll_watermark),
-        ]
+        changes: list[Fact] = [*(fact for _, fact in inbox), *notifications]
+        if poll_salesforce:
+            changes += salesforce.changes_since(app.state.poll_watermark)
         answers = _answer_lookups(app, changes, salesforce, intercom)
         if changes or answers:
-            recorded.append(app.ingest([*answers, *changes], summary="sync cycle: changes"))
+            recorded.append(
+                app.ingest(
+                    [*answers, *changes],
+                    summary="sync cycle: changes",
+                    taken=[notification_id for notification_id, _ in inbox],
+                )
+            )
     except BaseException:
-        # Nothing of this cycle was recorded: keep the notifications for the next one.
+        # Nothing of this cycle was recorded: keep the notifications for the next one (those in
+        # the ledger's inbox stay there anyway).
         intercom.requeue(notifications)
         raise
     report.facts_ingested, report.lookups = len(changes), len(answers)

@@ -35,6 +35,7 @@ from ledger.facts import (
     Fact,
     LookupAnswer,
     WriteOutcome,
+    fact_from_dict,
 )
 from ledger.state import IdentityLink, LedgerState, PendingWrite
 from ledger.validation import resolve_config
@@ -108,14 +109,41 @@ class LedgerApp(Application[UUID]):
 
     # --- writing ---------------------------------------------------------------------------
 
-    def ingest(self, facts: Iterable[Fact], summary: str = "ingest") -> Recorded:
+    def ingest(
+        self, facts: Iterable[Fact], summary: str = "ingest", *, taken: Iterable[str] = ()
+    ) -> Recorded:
         """Record a batch of facts and every decision they lead to, in one transaction.
 
         Facts are taken in order; put lookup answers before the changes that needed them.
-        Repeated or out-of-date facts are recognised and record nothing.
+        Repeated or out-of-date facts are recognised and record nothing. ``taken`` names inbox
+        notifications (:meth:`inbox`) among ``facts``: they leave the inbox in the same
+        transaction, so a crash can neither lose them nor decide them twice.
         """
-        batch = list(facts)
-        return self._transact(summary, lambda d: d.ingest(batch))
+        batch, closing = list(facts), list(taken)
+
+        def decide(d: Decider) -> None:
+            d.ingest(batch)
+            d.take(closing)
+
+        return self._transact(summary, decide)
+
+    def receive(
+        self, notifications: Iterable[tuple[str, CompanyChange | CompanyRemoval]]
+    ) -> Recorded:
+        """Keep webhook notifications ``(notification_id, fact)`` in the inbox, in one
+        transaction; an id received before is dropped. Cheap: nothing is decided yet."""
+        batch = list(notifications)
+
+        def decide(d: Decider) -> None:
+            for notification_id, fact in batch:
+                d.receive(notification_id, fact)
+
+        return self._transact("webhooks received", decide)
+
+    def inbox(self) -> list[tuple[str, CompanyChange | CompanyRemoval]]:
+        """Notifications received and not yet decided on, oldest first."""
+        self.catch_up()
+        return [(n, fact_from_dict(f)) for n, f in self.state.inbox.items()]
 
     def apply_config(self, config: SyncConfig, catalog: FieldCatalog) -> ActiveConfig:
         """Validate ``config`` against ``catalog`` and put it in force as the next version.

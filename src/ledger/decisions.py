@@ -44,6 +44,7 @@ from ledger.facts import (
     DeletionsMissed,
     LookupAnswer,
     WriteOutcome,
+    fact_to_dict,
 )
 from ledger.state import AccountRecord, CompanyRecord, IdentityLink, LedgerState, PendingWrite
 from ledger.values import Rejected, convert, is_empty, key_of, same_value
@@ -417,6 +418,26 @@ class Decider:
                 retryable=outcome.retryable,
                 attempt=pw.attempts + 1,
             )
+
+    # --- the webhook inbox -------------------------------------------------------------------
+
+    def receive(self, notification_id: str, fact: CompanyChange | CompanyRemoval) -> bool:
+        """Keep a webhook's fact in the inbox, unless its id was received before."""
+        if notification_id in self.state.notifications_seen:
+            return False
+        self.emit(
+            ev.NotificationReceived,
+            ids.INBOX_STREAM,
+            notification_id=notification_id,
+            fact=fact_to_dict(fact),
+        )
+        return True
+
+    def take(self, notification_ids: Iterable[str]) -> None:
+        """Close inbox notifications whose facts this transaction decides on."""
+        taken = [n for n in dict.fromkeys(notification_ids) if n in self.state.inbox]
+        if taken:
+            self.emit(ev.NotificationsTaken, ids.INBOX_STREAM, notification_ids=taken)
 
     # --- the systems -----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ Streams (each an ``originator_id``, see :mod:`ledger.ids`) and what they hold:
 * one stream per identity key (the ``company_id`` value): ``IdentityMapped``/``IdentityUnmapped``.
 * one stream per lookup key: ``LookupAnswered``.
 * one stream per system: ``ApiUsageObserved``, ``ResyncNeeded``, ``ResyncCompleted``.
+* the inbox stream: ``NotificationReceived``, ``NotificationsTaken``.
 * the head stream: one ``LedgerAdvanced`` per transaction; its version numbers serialise all
   writers, so a decision is always taken on the complete ledger (optimistic concurrency).
 
@@ -266,6 +267,26 @@ class WriteFailed(LedgerEvent):
     code: str
     retryable: bool
     attempt: int
+
+
+# --- the webhook inbox ---------------------------------------------------------------------
+
+
+class NotificationReceived(LedgerEvent):
+    """An Intercom webhook was received and kept, not yet decided on (the ledger's inbox).
+
+    ``fact`` is the company change or removal it reported (:func:`ledger.facts.fact_to_dict`).
+    Recording it is what the webhook's 2xx answer promises: nothing received is lost.
+    """
+
+    notification_id: str
+    fact: dict[str, Any]
+
+
+class NotificationsTaken(LedgerEvent):
+    """Inbox notifications were decided on, in the same transaction as their facts."""
+
+    notification_ids: list[str]
 
 
 # --- the systems ---------------------------------------------------------------------------

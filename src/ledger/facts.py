@@ -117,3 +117,21 @@ Fact = (
     | ApiUsage
     | DeletionsMissed
 )
+
+
+def fact_to_dict(fact: CompanyChange | CompanyRemoval) -> dict[str, Any]:
+    """A company change or removal as JSON values (for :class:`NotificationReceived`)."""
+    if isinstance(fact, CompanyRemoval):
+        return {"type": "removal", "intercom_id": fact.intercom_id,
+                "company_id": fact.company_id, "source": fact.source}  # fmt: skip
+    return {"type": "change", "intercom_id": fact.intercom_id, "company_id": fact.company_id,
+            "attributes": dict(fact.attributes), "updated_at": fact.updated_at,
+            "kind": fact.kind, "source": fact.source}  # fmt: skip
+
+
+def fact_from_dict(data: Mapping[str, Any]) -> CompanyChange | CompanyRemoval:
+    """The inverse of :func:`fact_to_dict`."""
+    if data["type"] == "removal":
+        return CompanyRemoval(data["intercom_id"], data["company_id"], data["source"])
+    return CompanyChange(data["intercom_id"], data["company_id"], dict(data["attributes"]),
+                         int(data["updated_at"]), data["kind"], data["source"])  # fmt: skip

@@ -17,6 +17,7 @@ def stream_id(kind: str, *key: str) -> UUID:
 
 CONFIG_STREAM = stream_id("configuration")
 HEAD_STREAM = stream_id("head")
+INBOX_STREAM = stream_id("inbox")
 
 
 def company_stream(intercom_id: str) -> UUID:

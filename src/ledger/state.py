@@ -104,6 +104,10 @@ class LedgerState:
         #: pending write ids by every record they involve (destination and source)
         self.pending_by_record: dict[tuple[str, str], frozenset[str]] = {}
         self.looked_up: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        #: webhook notifications received and not yet decided on, oldest first (id -> fact)
+        self.inbox: dict[str, dict[str, Any]] = {}
+        #: every notification id ever received (duplicates are dropped durably)
+        self.notifications_seen: dict[str, bool] = {}
         self.versions: dict[UUID, int] = {}
         self.scalars: dict[str, Any] = {
             "position": 0,
@@ -134,6 +138,8 @@ class LedgerState:
             ev.WriteSkipped: self._on_write_closed,
             ev.WriteApplied: self._on_write_applied,
             ev.WriteFailed: self._on_write_failed,
+            ev.NotificationReceived: self._on_notification,
+            ev.NotificationsTaken: self._on_notifications_taken,
             ev.ApiUsageObserved: self._on_api_usage,
             ev.ResyncNeeded: self._on_resync_needed,
             ev.ResyncCompleted: self._on_resync_completed,
@@ -215,6 +221,8 @@ class LedgerState:
             "pending_by_target": dict(sorted(self.pending_by_target.items())),
             "pending_by_record": {k: sorted(v) for k, v in sorted(self.pending_by_record.items())},
             "looked_up": dict(sorted(self.looked_up.items())),
+            "inbox": list(self.inbox.items()),
+            "notifications_seen": sorted(self.notifications_seen),
             "versions": {str(k): v for k, v in sorted(self.versions.items())},
             "scalars": {**self.scalars, "config": self.config.to_dict()},
         }
@@ -359,6 +367,14 @@ class LedgerState:
                 self._put(self.accounts_by_key, key, ids)
             else:
                 self._pop(self.accounts_by_key, key)
+
+    def _on_notification(self, e: ev.NotificationReceived) -> None:
+        self._put(self.inbox, e.notification_id, e.fact)
+        self._put(self.notifications_seen, e.notification_id, True)
+
+    def _on_notifications_taken(self, e: ev.NotificationsTaken) -> None:
+        for notification_id in e.notification_ids:
+            self._pop(self.inbox, notification_id)
 
     def _on_api_usage(self, e: ev.ApiUsageObserved) -> None:
         usage = {"used": e.used, "limit": e.limit, "allocation": e.allocation, "tier": e.tier}
