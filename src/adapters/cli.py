@@ -329,6 +329,13 @@ def simulate_salesforce(
         float, typer.Option(help="Fraction of API calls that fail with 503 or UNABLE_TO_LOCK_ROW.")
     ] = 0.0,
     daily_limit: Annotated[int, typer.Option(help="Daily API request allocation.")] = 100_000,
+    username: Annotated[
+        str | None, typer.Option(help="Accept SOAP password logins for this user.")
+    ] = None,
+    password: Annotated[str | None, typer.Option(help="The user's password.")] = None,
+    security_token: Annotated[
+        str, typer.Option(help="Appended to the password at login, as Salesforce expects.")
+    ] = "",
 ) -> None:
     """Serve a simulated Salesforce REST API (Account and Organization, under /services/data/)."""
     import uvicorn
@@ -337,6 +344,8 @@ def simulate_salesforce(
 
     if not 0.0 <= fault_rate <= 1.0:
         _fail("--fault-rate must be between 0 and 1", 2)
+    if username is not None and password is None:
+        _fail("--username needs --password", 2)
     try:
         state = load_data(data) if data is not None else SalesforceState()
         sim = create_salesforce_app(
@@ -346,6 +355,9 @@ def simulate_salesforce(
             org_id=org_id,
             daily_limit=daily_limit,
             fault_rate=fault_rate,
+            username=username,
+            password=password,
+            security_token=security_token,
         )
     except (OSError, ValueError, KeyError) as exc:
         _fail(f"cannot load {data}: {exc}", 2)

@@ -88,7 +88,7 @@ class SalesforceError(Exception):
 
 
 class SalesforceAuthError(SalesforceError):
-    """Salesforce refused the session id (401 INVALID_SESSION_ID)."""
+    """Salesforce refused the session id (401 INVALID_SESSION_ID) or the login (INVALID_LOGIN)."""
 
 
 class SalesforceLimitExceeded(SalesforceError):

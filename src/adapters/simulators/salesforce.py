@@ -13,6 +13,11 @@ API call against a daily limit and answers with ``Sforce-Limit-Info: api-usage=U
 - ``POST|PATCH|DELETE composite/sobjects``, ``GET|POST composite/sobjects/Account``;
 - ``GET limits``.
 
+``POST /services/Soap/u/NN.N`` is the partner SOAP ``login`` (see :mod:`.salesforce_login`):
+with ``username``/``password``/``security_token`` configured it answers the bearer token as
+``sessionId`` to ``password + security_token``, otherwise INVALID_LOGIN; it needs no auth and is
+not counted (``login`` / ``login_failed`` events in the counters).
+
 ``/_sim/counters`` (GET), ``/_sim/reset_counters`` and ``/_sim/faults`` (POST ``{"rate": F}``)
 need no auth and are not counted. Counter kinds: query, query_all, query_more, describe,
 describe_global, sobject_info, sobject_get, sobject_create, sobject_patch, sobject_delete,
@@ -41,6 +46,7 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from adapters.simulators.salesforce_login import soap_login
 from adapters.simulators.salesforce_resources import (
     ROUTES,
     Call,
@@ -152,19 +158,35 @@ def create_salesforce_app(
     daily_limit: int = 100_000,
     fault_rate: float = 0.0,
     seed: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    security_token: str = "",
 ) -> FastAPI:
     """An ASGI app simulating one Salesforce org over ``state`` (a fresh one if None).
 
     ``fault_rate`` of authenticated calls fail transiently (503 SERVER_UNAVAILABLE, or for writes
     UNABLE_TO_LOCK_ROW), drawn from a ``seed``-ed generator; ``daily_limit`` caps API calls/day.
+    With ``username`` and ``password`` set, the SOAP login accepts ``username`` with
+    ``password + security_token`` and answers ``token`` as the session id; without, it refuses all.
     """
     org = normalize_id(org_id, "00D")
     if org is None:
         raise ValueError(f"org_id must be a 15- or 18-character id starting 00D, not {org_id!r}")
+    if username is not None and not password:
+        raise ValueError("a simulator username needs a password")
     app = FastAPI(title="Simulated Salesforce", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.salesforce = state if state is not None else SalesforceState()
     app.state.settings = SimulatorSettings(
-        token, api_version, sandbox, org, daily_limit, fault_rate, random.Random(seed)
+        token,
+        api_version,
+        sandbox,
+        org,
+        daily_limit,
+        fault_rate,
+        random.Random(seed),
+        username=username,
+        password=password or "",
+        security_token=security_token,
     )
 
     @app.get("/_sim/counters")
@@ -183,6 +205,9 @@ def create_salesforce_app(
         app.state.settings.fault_rate = float(body.get("rate", 0.0))
         return {"rate": app.state.settings.fault_rate}
 
+    app.add_route(
+        "/services/Soap/u/{version}", soap_login, methods=["POST"], include_in_schema=False
+    )
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
     app.add_route(
         "/services/data{rest:path}", _services_data, methods=methods, include_in_schema=False
@@ -205,7 +230,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--sandbox", action="store_true")
+    parser.add_argument("--username", help="accept SOAP logins (simple-salesforce password auth)")
+    parser.add_argument("--password", help="the password for --username")
+    parser.add_argument(
+        "--security-token", default="", help="appended to --password by the client at login"
+    )
     args = parser.parse_args(argv)
+    if args.username is not None and not args.password:
+        parser.error("--username needs --password")
     state = load_data(args.data) if args.data else SalesforceState()
     app = create_salesforce_app(
         state,
@@ -214,8 +246,13 @@ def main(argv: list[str] | None = None) -> None:
         daily_limit=args.daily_limit,
         fault_rate=args.fault_rate,
         seed=args.seed,
+        username=args.username,
+        password=args.password,
+        security_token=args.security_token,
     )
     print(f"Simulated Salesforce on http://{args.host}:{args.port} (token {args.token!r})")
+    if args.username is not None:
+        print(f"SOAP login enabled for {args.username!r} (password + security token)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -38,7 +38,11 @@ _ACCOUNT_FIELDS = tuple(spec.name for spec in ACCOUNT.fields.values())
 
 @dataclass
 class SimulatorSettings:
-    """Per-app behaviour: credentials, org identity, limits and fault injection."""
+    """Per-app behaviour: credentials, org identity, limits and fault injection.
+
+    ``username`` None refuses every SOAP login; otherwise a login must send ``username`` and
+    ``password + security_token`` (see :mod:`.salesforce_login`).
+    """
 
     token: str
     api_version: str
@@ -47,6 +51,9 @@ class SimulatorSettings:
     daily_limit: int
     fault_rate: float
     rng: random.Random = field(default_factory=random.Random)
+    username: str | None = None
+    password: str = field(default="", repr=False)
+    security_token: str = field(default="", repr=False)
 
 
 @dataclass
