@@ -10,6 +10,7 @@ names something unusable (a bad database URL, a missing file, a ledger that cann
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from adapters.cycle import CycleReport
 from adapters.demo import DemoError, reset_demo_database, run_demo
 from adapters.fakes import catalog
+from adapters.intercom import IntercomAuthError, IntercomError
+from adapters.salesforce import SalesforceAuthError, SalesforceError
+from adapters.settings import Settings, SettingsError, load_settings
 from adapters.store import DatabaseUrlError, ledger_env
+from adapters.wiring import Connections
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.config import ConfigError, ConfigProblem, SyncConfig, parse_config
@@ -190,6 +196,180 @@ def config_show(database_url: DatabaseUrl = None) -> None:
     else:
         typer.echo(f"# version {active.version}")
     typer.echo(active.as_sync_config().to_toml(), nl=False)
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Validate this configuration against the live catalogs and apply it "
+            "at start (if it differs from the one in force)."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Listen address [default: $SYNCLEDGER_HOST, else 127.0.0.1].", show_default=False
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Listen port [default: $SYNCLEDGER_PORT, else 8000].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the sync service: webhook intake, the Salesforce poller and the writer.
+
+    Settings come from SYNCLEDGER_* environment variables (see the README). Stops cleanly on
+    SIGTERM or Ctrl-C, finishing the cycle under way.
+    """  # fmt: skip
+    import uvicorn
+
+    from adapters.http_app import create_app
+    from adapters.service import ServiceError, SyncWorker, WebhookIntake
+    from adapters.wiring import service_lease
+
+    settings = _settings()
+    try:
+        lease, lock = service_lease(settings)
+    except ServiceError as exc:
+        _fail(str(exc), 1)
+    except DatabaseUrlError as exc:
+        _fail(str(exc), 2)
+    out = _out()
+    with _connected(settings) as conn:
+        if config is not None:
+            _apply_live(conn, config, out)
+        worker = SyncWorker(
+            conn.app,
+            conn.salesforce,
+            conn.intercom,
+            poll_interval=settings.poll_interval_seconds,
+            lease=lease,
+            before_cycle=conn.follow_config,
+        )
+        intake = WebhookIntake(conn.app, conn.client_secret, on_kept=worker.wake)
+        api = create_app(intake, worker)
+        bind_host = host or settings.host
+        bind_port = port or settings.port
+        out.print(
+            f"syncledger serving on http://{bind_host}:{bind_port} — webhooks at "
+            f"/webhooks/intercom, health at /health; ledger {escape(settings.database_url)}, "
+            f"polling Salesforce every {settings.poll_interval_seconds:g} s"
+        )
+        stopped_by: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # uvicorn shuts down gracefully, then re-raises the signal it caught: note it here
+            # instead of dying by it, so a requested stop exits 0.
+            signal.signal(signum, lambda n, _frame: stopped_by.append(n))
+        uvicorn.run(api, host=bind_host, port=bind_port, log_level="info")
+    if lock is not None:
+        lock.close()
+    if stopped_by:
+        out.print(f"stopped on {signal.Signals(stopped_by[0]).name}; nothing is lost")
+
+
+@app.command()
+def sync(
+    once: Annotated[bool, typer.Option("--once", help="Run one full cycle and exit.")] = False,
+) -> None:
+    """Run one full sync cycle: poll Salesforce, take waiting Intercom work, apply writes.
+
+    Exit code 0 when every write was applied or skipped by a rule; 1 when a write failed for
+    good (the report names it); 2 for unusable settings.
+    """
+    from adapters.cycle import run_cycle
+
+    if not once:
+        _fail("only `syncledger sync --once` exists; use `syncledger serve` to keep syncing", 2)
+    settings = _settings()
+    out = _out()
+    with _connected(settings) as conn:
+        conn.follow_config()
+        try:
+            report = run_cycle(conn.app, conn.salesforce, conn.intercom)
+        except (SalesforceError, IntercomError) as exc:
+            _fail(f"the cycle stopped: {exc}; nothing is lost, run it again later", 1)
+        render_report(report, out)
+    if any(not f["retryable"] for f in report.failures):
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _connected(settings: Settings) -> Iterator[Connections]:
+    from adapters.wiring import connections
+
+    try:
+        with connections(settings) as conn:
+            yield conn
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    except DatabaseUrlError as exc:
+        _fail(str(exc), 2)
+    except (SalesforceAuthError, IntercomAuthError) as exc:
+        _fail(str(exc), 2)
+
+
+def _apply_live(conn: Connections, file: Path, out: Console) -> None:
+    """Validate ``file`` against the live catalogs; apply it unless it is already in force."""
+    config = _read_config(file)
+    catalog = conn.catalog()
+    if conn.app.config.version and conn.app.config.as_sync_config() == config:
+        out.print(f"configuration version {conn.app.config.version} is already in force")
+        return
+    try:
+        active = conn.app.apply_config(config, catalog)
+    except ConfigError as exc:
+        _refuse(file, exc.problems)
+    out.print(f"[green]configuration version {active.version} in force[/]")
+
+
+def render_report(report: CycleReport, out: Console) -> None:
+    """One cycle's report, as a short table."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="sync cycle")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("changes recorded", report.facts_ingested),
+        ("lookups", report.lookups),
+        ("mappings made", report.mappings_made),
+        ("mappings ended", report.mappings_ended),
+        ("writes planned", report.writes_planned),
+        ("writes applied", report.writes_applied),
+        ("writes failed", report.writes_failed),
+        ("echoes of our writes", report.echoes),
+        *((f"skipped: {rule}", n) for rule, n in sorted(report.skipped_by_rule.items())),
+    ]
+    for name, count in rows:
+        table.add_row(name, str(count))
+    out.print(table)
+    if report.paused:
+        out.print(f"[yellow]{escape(report.paused)}[/]")
+    if report.resync_deferred:
+        out.print("[yellow]a resync of Salesforce accounts waits for the API budget[/]")
+    for f in report.failures:
+        again = "will retry" if f["retryable"] else "failed for good"
+        out.print(
+            f"[red]✗[/] {f['system']} {f['record_id']} {f['field']}: {escape(str(f['error']))} "
+            f"({again})"
+        )
+    for o in report.overwrites:
+        out.print(f"overwrite {o.system} {o.record_id} {o.field}: {o.before!r} → {o.after!r}")
 
 
 # --- events ----------------------------------------------------------------------------------

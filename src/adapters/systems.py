@@ -57,13 +57,28 @@ class SalesforceSystem:
 
     def __init__(self, accounts: SalesforceAccounts) -> None:
         self.accounts = accounts
+        #: the last poll: (how far it covered, its latest change's stamp, whether it saw
+        #: deletions). The ledger's watermark only moves with a change, so in a quiet org every
+        #: poll would re-read the window before the last change; the coverage avoids that.
+        self._last: tuple[str | None, str, bool] | None = None
 
     def changes_since(
         self, watermark: str | None
     ) -> list[AccountChange | AccountRemoval | DeletionsMissed]:
         """The poll's changes (oldest first), then its removals, then
-        :class:`~ledger.facts.DeletionsMissed` if the delete log did not reach back."""
+        :class:`~ledger.facts.DeletionsMissed` if the delete log did not reach back.
+
+        Polls from the later of ``watermark`` and what this process's last poll covered.
+        """
+        last, self._last = self._last, None
+        if last is not None and watermark is not None:
+            covered, highest, had_removals = last
+            # adopt the last poll's coverage only once the ledger holds all it returned
+            if covered and not had_removals and highest <= watermark < covered:
+                watermark = covered
         result = self.accounts.poll(watermark)
+        stamps = [c.system_modstamp for c in result.changes]
+        self._last = (result.watermark, max(stamps, default=""), bool(result.removals))
         missed = [DeletionsMissed(SALESFORCE, result.message)] if result.resync_needed else []
         return [*result.changes, *result.removals, *missed]
 

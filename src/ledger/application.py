@@ -142,8 +142,9 @@ class LedgerApp(Application[UUID]):
 
     def inbox(self) -> list[tuple[str, CompanyChange | CompanyRemoval]]:
         """Notifications received and not yet decided on, oldest first."""
-        self.catch_up()
-        return [(n, fact_from_dict(f)) for n, f in self.state.inbox.items()]
+        with self._lock:
+            self.catch_up()
+            return [(n, fact_from_dict(f)) for n, f in self.state.inbox.items()]
 
     def apply_config(self, config: SyncConfig, catalog: FieldCatalog) -> ActiveConfig:
         """Validate ``config`` against ``catalog`` and put it in force as the next version.
@@ -274,20 +275,26 @@ class LedgerApp(Application[UUID]):
 
     def pending_writes(self, system: str | None = None) -> list[PendingWrite]:
         """Planned writes without a final outcome, in planning order."""
-        self.catch_up()
-        return [p for p in self.state.pending_writes() if system is None or p.system == system]
+        with self._lock:
+            self.catch_up()
+            pending = self.state.pending_writes()
+        return [p for p in pending if system is None or p.system == system]
 
     def live_record_ids(self, system: str) -> list[str]:
         """Ids of every record of ``system`` the ledger knows as live (not deleted)."""
-        self.catch_up()
-        if system == ev.SALESFORCE:
-            return sorted(a.salesforce_id for a in self.state.accounts.values() if not a.deleted)
-        return sorted(c.intercom_id for c in self.state.companies.values() if not c.deleted)
+        with self._lock:
+            self.catch_up()
+            if system == ev.SALESFORCE:
+                accounts = self.state.accounts.values()
+                return sorted(a.salesforce_id for a in accounts if not a.deleted)
+            companies = self.state.companies.values()
+            return sorted(c.intercom_id for c in companies if not c.deleted)
 
     def mappings(self) -> list[IdentityLink]:
         """The mappings in force, by company_id."""
-        self.catch_up()
-        return sorted(self.state.links.values(), key=lambda link: link.company_id)
+        with self._lock:
+            self.catch_up()
+            return sorted(self.state.links.values(), key=lambda link: link.company_id)
 
     def mapping_at(self, company_id: str, position: int | None = None) -> IdentityLink | None:
         """The mapping for ``company_id`` right after ``position`` (now when ``None``)."""
@@ -303,7 +310,11 @@ class LedgerApp(Application[UUID]):
         account change whose key no known company carries needs an Intercom lookup — unless the
         same question was answered before (answers are recorded facts).
         """
-        self.catch_up()
+        with self._lock:
+            self.catch_up()
+            return self._lookup_needs(facts)
+
+    def _lookup_needs(self, facts: Sequence[Fact]) -> LookupNeeds:
         st = self.state
         ident = st.config.identifier
         sf_keys: set[str] = set()

@@ -48,6 +48,7 @@ class AccountWorld(Protocol):
     def user_updates(self, record_id: str, **fields: Any) -> None: ...
     def user_deletes(self, record_id: str) -> None: ...
     def recycle_bin_emptied(self) -> None: ...
+    def time_passes(self, seconds: float) -> None: ...
 
 
 class FakeAccountWorld:
@@ -66,6 +67,9 @@ class FakeAccountWorld:
 
     def recycle_bin_emptied(self) -> None:
         self.fake.purge_delete_log()
+
+    def time_passes(self, seconds: float) -> None:
+        pass  # the fake's stamps are a counter
 
 
 class Clock:
@@ -111,6 +115,9 @@ class SimAccountWorld:
         self.state.delete_account(record_id)
         self._tick(120)  # past the minute getDeleted rounds down to
 
+    def time_passes(self, seconds: float) -> None:
+        self._tick(seconds)
+
     def recycle_bin_emptied(self) -> None:
         self._tick(60)
         self.state.purge_delete_log(self.clock.now)
@@ -153,6 +160,21 @@ def test_changes_since_watermark_includes_an_edited_account(accounts: AccountWor
     edited = [c for c in changes if isinstance(c, AccountChange) and c.salesforce_id == a]
     assert edited and edited[-1].fields["Name"] == "A edited"
     assert edited[-1].system_modstamp > watermark
+
+
+def test_a_quiet_org_is_not_read_again_once_the_ledger_holds_its_changes(
+    accounts: AccountWorld,
+) -> None:
+    for i in range(3):
+        accounts.user_creates(Name=f"A{i}", AccountNumber=f"K-{i}")
+    watermark = _latest(accounts.system.changes_since(None))  # the ledger records these
+    accounts.time_passes(600)
+    accounts.system.changes_since(watermark)  # may re-read the overlap: nothing new
+    accounts.time_passes(600)
+
+    quiet = accounts.system.changes_since(watermark)
+
+    assert [c for c in quiet if isinstance(c, AccountChange)] == []
 
 
 def test_deletion_comes_back_as_a_removal(accounts: AccountWorld) -> None:
