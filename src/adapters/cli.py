@@ -33,6 +33,7 @@ from adapters.store import DatabaseUrlError, ledger_env
 from adapters.wiring import Connections
 from ledger import events as ev
 from ledger.application import LedgerApp
+from ledger.catalog import FieldCatalog
 from ledger.config import ConfigError, ConfigProblem, SyncConfig, parse_config
 from ledger.validation import validate_config
 
@@ -111,6 +112,27 @@ def _read_config(file: Path) -> SyncConfig:
         _refuse(file, exc.problems)
 
 
+def _field_catalog() -> FieldCatalog:
+    """The live catalogs when Salesforce and Intercom are configured, else the sample catalog
+    of the simulators (said on stderr)."""
+    from adapters.wiring import live_catalog
+
+    settings = _settings()
+    try:
+        live = live_catalog(settings)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    except (SalesforceError, IntercomError) as exc:
+        _fail(f"cannot read the field catalogs: {exc}", 2)
+    if live is not None:
+        return live
+    Console(stderr=True, highlight=False).print(
+        "[dim]no SYNCLEDGER_SALESFORCE_*/SYNCLEDGER_INTERCOM_* settings: checking against the "
+        "simulators' sample catalog[/]"
+    )
+    return catalog()
+
+
 def _refuse(file: Path, problems: tuple[ConfigProblem, ...] | list[ConfigProblem]) -> NoReturn:
     err = Console(stderr=True, highlight=False)
     err.print(
@@ -156,7 +178,7 @@ def demo(
 def config_validate(file: ConfigFile) -> None:
     """Check a configuration file against the field catalogs; print every problem."""
     config = _read_config(file)
-    problems = validate_config(config, catalog())
+    problems = validate_config(config, _field_catalog())
     if problems:
         _refuse(file, problems)
     _out().print(
@@ -173,7 +195,7 @@ def config_apply(file: ConfigFile, database_url: DatabaseUrl = None) -> None:
     with _ledger(url, create=True) as ledger:
         before = len(ledger.mappings())
         try:
-            active = ledger.apply_config(config, catalog())
+            active = ledger.apply_config(config, _field_catalog())
         except ConfigError as exc:
             _refuse(file, exc.problems)
         ended = before - len(ledger.mappings())

@@ -66,13 +66,14 @@ def open_ledger(settings: Settings) -> LedgerApp:
     return LedgerApp(env=ledger_env(settings.database_url))
 
 
-def salesforce_accounts(settings: Settings, config: ActiveConfig) -> SalesforceAccounts:
-    """The Salesforce adapter, logged in the configured way."""
+def salesforce_accounts(
+    settings: Settings, config: ActiveConfig | None = None
+) -> SalesforceAccounts:
+    """The Salesforce adapter, logged in the configured way (reading what ``config`` needs)."""
     mode = settings.salesforce_auth()
-    fields = salesforce_fields(config)
     common: dict[str, Any] = {
-        "fields": fields,
-        "identifier_field": config.identifier.name,
+        "fields": salesforce_fields(config) if config else ALWAYS_READ,
+        "identifier_field": config.identifier.name if config else "AccountNumber",
         "daily_allocation": settings.salesforce_daily_api_allocation,
     }
     if mode == "session":
@@ -122,6 +123,22 @@ def connections(settings: Settings) -> Iterator[Connections]:
             client_secret=secret,
         )
         yield conn
+
+
+def live_catalog(settings: Settings) -> FieldCatalog | None:
+    """Both systems' field catalogs, read live; ``None`` when neither system is configured."""
+    if settings.salesforce_auth() is None and settings.intercom_token is None:
+        return None
+    settings.require_intercom()
+    with ExitStack() as stack:
+        accounts = salesforce_accounts(settings)
+        stack.callback(_close_salesforce, accounts)
+        assert settings.intercom_token is not None
+        companies = IntercomCompanies(
+            settings.intercom_base_url, settings.intercom_token.get_secret_value()
+        )
+        stack.callback(companies.close)
+        return FieldCatalog.of(accounts.describe(), companies.catalog())
 
 
 def _close_salesforce(accounts: SalesforceAccounts) -> None:

@@ -244,3 +244,35 @@ def test_sigterm_stops_cleanly_and_a_second_sqlite_service_is_refused(
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=30) == 0
     assert "Traceback" not in stack.log("serve")
+
+
+def test_config_validate_reads_the_live_catalogs_and_sync_once_runs_a_cycle(
+    stack: Stack, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the commands, not the store, are under test")
+    bad = stack.tmp / "bad.toml"
+    bad.write_text(
+        demo_config().to_toml().replace("custom_attributes.plan", "custom_attributes.tier"),
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SYNCLEDGER), *args], capture_output=True, text=True, cwd=stack.tmp,
+            env=stack.env, timeout=60,
+        )  # fmt: skip
+
+    refused = run("config", "validate", "bad.toml")
+    assert refused.returncode == 1 and "custom_attributes.tier" in refused.stderr
+    assert "sample catalog" not in refused.stderr  # the simulators' live catalogs were read
+    assert run("config", "validate", "sync.toml").returncode == 0
+    assert run("config", "apply", "sync.toml").returncode == 0
+
+    sid = stack.create_account(Name="Acme", AccountNumber="K-9")
+    stack.upsert_company(company_id="K-9", name="Acme", industry="Retail")
+    once = run("sync", "--once")
+    assert once.returncode == 0, once.stderr
+    assert "mappings made" in once.stdout
+    with stack.ledger() as ledger:  # the new account's lookup found the company
+        assert [(m.company_id, m.salesforce_id) for m in ledger.mappings()] == [("K-9", sid)]
