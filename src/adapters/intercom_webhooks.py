@@ -105,6 +105,10 @@ def parse_notification(raw_body: bytes) -> Notification:
         raise WebhookRejected("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise WebhookRejected("body must be a JSON object")
+    try:  # JSON may escape a lone surrogate ("\ud800"): no UTF-8 text can hold it
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        raise WebhookRejected("body holds an invalid Unicode escape") from None
     if data.get("type") != "notification_event":
         raise WebhookRejected("type must be 'notification_event'")
     notification_id = _str(data, "id", "notification")
