@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from ledger import events as ev
 from ledger.application import LedgerApp, Recorded
-from ledger.budget import Tier, budget_tier
+from ledger.budget import Tier, budget_tier, daily_budget
 from ledger.config import COMPANY_ID
 from ledger.facts import (
     AccountChange,
@@ -378,7 +378,7 @@ def _paused(app: LedgerApp, salesforce: AccountSystem) -> str:
         else app.state.api_usage(ev.SALESFORCE) or {}
     )
     used, limit, allocation = known.get("used"), known.get("limit"), known.get("allocation")
-    budget = min(allocation, limit) if allocation and limit else allocation or limit
+    budget = daily_budget(limit, allocation) if limit is not None else allocation
     return (
         f"event sync paused: Salesforce API usage {used} of {budget} calls allowed today is "
         "at or above 80 %; it resumes when usage falls"

@@ -18,13 +18,18 @@ BULK_SHARE = 0.4
 SYNC_SHARE = 0.8
 
 
+def daily_budget(limit: int, allocation: int | None = None) -> int:
+    """The calls we may spend today: our ``allocation``, capped by the org's daily ``limit``."""
+    return min(allocation, limit) if allocation else limit
+
+
 def budget_tier(used: int, limit: int, allocation: int | None = None) -> Tier:
     """The tier for ``used`` calls out of the org's daily ``limit`` and our ``allocation``.
 
     >>> budget_tier(3_000, 100_000, 10_000), budget_tier(8_000, 100_000, 10_000)
     ('normal', 'pause_sync')
     """
-    budget = min(allocation, limit) if allocation else limit
+    budget = daily_budget(limit, allocation)
     if budget <= 0:
         return "pause_sync"
     share = used / budget

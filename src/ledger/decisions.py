@@ -33,7 +33,7 @@ from uuid import UUID
 
 from ledger import events as ev
 from ledger import ids
-from ledger.budget import budget_tier
+from ledger.budget import budget_tier, daily_budget
 from ledger.config import ActiveConfig, Direction, ResolvedMapping
 from ledger.facts import (
     AccountChange,
@@ -449,7 +449,7 @@ class Decider:
         now = {"used": usage.used, "limit": usage.limit, "allocation": usage.allocation}
         last = self.state.api_usage(usage.system)
         if last is not None and {**now, "used": last["used"], "tier": tier} == last:
-            step = max(1, min(usage.allocation or usage.limit, usage.limit) // 100)
+            step = max(1, daily_budget(usage.limit, usage.allocation) // 100)
             if 0 <= usage.used - int(last["used"]) < step:
                 return
         self.emit(
