@@ -28,6 +28,19 @@ class FakeClock:
         return self.now
 
 
+class StoppedClock:
+    """A clock that stands still until told to move; a simulator and its adapter share one."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 #: The fakes' catalog is the product's sample catalog; tests validate against the same one.
 CATALOG = catalog()
 

@@ -33,7 +33,7 @@ from ledger.facts import (
     CompanyRemoval,
     DeletionsMissed,
 )
-from tests.support import Inbox, webhook_receiver
+from tests.support import Inbox, StoppedClock, webhook_receiver
 
 SECRET = "contract-secret"
 FIELDS = ("Name", "AccountNumber", "Industry", "Plan__c")
@@ -72,19 +72,9 @@ class FakeAccountWorld:
         pass  # the fake's stamps are a counter
 
 
-class Clock:
-    """Stands still; user actions move it (getDeleted only sees whole past minutes)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 class SimAccountWorld:
     def __init__(self, stack: ExitStack) -> None:
-        self.clock = Clock()
+        self.clock = StoppedClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
         self.state = SalesforceState(now=self.clock)
         server = stack.enter_context(serving(create_salesforce_app(self.state)))
         accounts = SalesforceAccounts(

@@ -26,23 +26,11 @@ from adapters.salesforce import (
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import free_port, serving
 from ledger.facts import AccountChange, AccountRemoval
+from tests.support import StoppedClock
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FIELDS = ("Name", "AccountNumber", "Industry", "Seats__c", "Plan__c", "Tier__c")
 SEEDED = 2500
-
-
-class StoppedClock:
-    """A clock that stands still until told to move; shared by the simulator and the adapter."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 class Sim:
@@ -84,7 +72,7 @@ class Sim:
 @pytest.fixture
 def make_sim() -> Iterator[Callable[..., Sim]]:
     with ExitStack() as stack:
-        yield lambda **options: Sim(stack, StoppedClock(), **options)
+        yield lambda **options: Sim(stack, StoppedClock(T0), **options)
 
 
 @pytest.fixture

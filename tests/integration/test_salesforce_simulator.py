@@ -23,22 +23,10 @@ from simple_salesforce.exceptions import (
 from adapters.salesforce_http import connect
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app, load_data
 from adapters.simulators.server import serving
+from tests.support import StoppedClock
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SEEDED = 4500
-
-
-class StoppedClock:
-    """A clock that stands still until told to move (so writes share one millisecond)."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 class Sim:
@@ -59,7 +47,7 @@ class Sim:
 
 @pytest.fixture
 def clock() -> StoppedClock:
-    return StoppedClock()
+    return StoppedClock(T0)
 
 
 @pytest.fixture
@@ -79,7 +67,7 @@ def sim(make_sim: Callable[..., Sim]) -> Sim:
 @pytest.fixture(scope="module")
 def big() -> Iterator[Sim]:
     """4500 accounts, one per second from T0 (read-only tests share it)."""
-    clock = StoppedClock()
+    clock = StoppedClock(T0)
     state = SalesforceState(now=clock)
     industries = ["Banking", "Technology", "Retail"]
     for i in range(SEEDED):
