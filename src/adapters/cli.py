@@ -570,6 +570,16 @@ def simulate_salesforce(
     uvicorn.run(sim, host="127.0.0.1", port=port, log_level="info")
 
 
+def _register_feature_commands() -> None:
+    from adapters import cli_audit, cli_replay
+
+    cli_audit.register(app)
+    cli_replay.register(app)
+
+
+_register_feature_commands()
+
+
 def main() -> None:
     """The ``syncledger`` console script."""
     app()
