@@ -45,7 +45,7 @@ from ledger.facts import (
     WriteOutcome,
 )
 from ledger.state import PendingWrite
-from ledger.values import is_empty, key_of, same_value
+from ledger.values import is_empty, same_value
 
 #: A write that failed this many times (retryably) is given up.
 MAX_ATTEMPTS = 5
@@ -388,19 +388,18 @@ def _paused(app: LedgerApp, salesforce: AccountSystem) -> str:
 def _answer_lookups(
     app: LedgerApp, facts: Sequence[Fact], salesforce: AccountSystem, intercom: CompanySystem
 ) -> list[Fact]:
-    """Ask each system about the keys the ledger needs, except keys a change in ``facts``
-    carries on that system: that change tells the ledger of the record itself, so the call
-    would be spent for nothing. Nothing is missed by not asking: Intercom's ``company_id`` is
-    unique, and every other account carrying the key was either polled before or is in this
-    poll.
+    """Ask each system about the keys the ledger needs, as Intercom's own app queries
+    Salesforce when a company changes: the answers are ingested first, so every trigger in the
+    batch is decided knowing what each system holds now.
+
+    One call is saved: Intercom is not asked about a key a company change in ``facts``
+    carries, because companies are decided before the Salesforce poll's accounts, so an account
+    trigger already knows that company. Salesforce is asked even when the poll carries an
+    account with the key: the company's trigger comes first and must find that account.
     """
     needs = app.lookup_needs(facts)
-    ident = app.config.identifier
-    in_batch_accounts = {
-        key_of(f.fields.get(ident.name), ident.type) for f in facts if isinstance(f, AccountChange)
-    }
     in_batch_companies = {f.company_id for f in facts if isinstance(f, CompanyChange)}
-    sf_keys = tuple(k for k in needs.salesforce_keys if k not in in_batch_accounts)
+    sf_keys = tuple(needs.salesforce_keys)
     ic_keys = tuple(k for k in needs.intercom_keys if k not in in_batch_companies)
     answers: list[Fact] = []
     if sf_keys:

@@ -756,9 +756,12 @@ def _before(
 ) -> dict[str, Any] | _Repeat | None:
     """The state a new fact is compared with, or :class:`_Repeat` if it says nothing new.
 
-    Changes are derived against the latest state *older* than the fact: a read that already
-    shows a change (taken before its webhook or poll arrived) is not its "before", and the
-    change still triggers. A change with no older state known has no "before" (``None``).
+    A read is compared with the latest state known. A change (webhook, poll) is compared with
+    the state of the last change that triggered: reads taken since then (a lookup, the read
+    before a write) may already show a user's edit, and that edit must still trigger when its
+    change arrives, even at a later stamp that also carries our own write. Only a record known
+    through reads alone is compared with the latest read; one with no state known has no
+    "before" (``None``).
     """
     if is_read or stamp > latest[0]:
         if (
@@ -767,6 +770,8 @@ def _before(
             and not changed_keys(dict(latest[1]), values, _NONE)
         ):
             return _Repeat()
+        if not is_read and last_change[1] is not None:
+            return dict(last_change[1])
         return dict(latest[1])
     change_stamp, change_values = last_change
     if change_values is None:

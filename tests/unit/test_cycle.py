@@ -129,15 +129,40 @@ def test_a_first_cycle_maps_and_writes_with_the_value_read_as_before() -> None:
     assert (sf.get(sid) or {})["Website"] == "https://keep.io"
 
 
-def test_a_pair_new_on_both_sides_in_one_cycle_is_mapped_and_synced() -> None:
+def test_a_pair_new_on_both_sides_in_one_cycle_is_mapped_and_synced_both_ways() -> None:
+    """The company's trigger is decided first and finds the account by a lookup (one call),
+    although the poll in the same cycle carries the account too; the account's trigger then
+    syncs its own direction."""
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sid = sf.create(AccountNumber="k1", Name="Acme")
     ic.create("k1", {"name": "Old", "industry": "Banking"})
-    sf.create(AccountNumber="k1", Name="Acme")
     report = run_cycle(app, sf, ic)
-    assert report.lookups == 0  # each side's change tells the ledger of the record itself
+    assert report.lookups == 1
     assert [m.company_id for m in app.mappings()] == ["k1"]
-    assert report.writes_applied == 1
+    assert report.writes_applied == 2
     assert (ic.get(ic.by_company_id("k1") or "") or {})["name"] == "Acme"
+    assert (sf.get(sid) or {})["Industry"] == "Banking"
+
+
+def test_an_edit_seen_first_by_the_read_before_a_write_still_syncs() -> None:
+    """A user renames the account just before a cycle reads it to write Industry: the read
+    shows the new name, then our write raises the stamp. The poll that follows sees the rename
+    and our write at one stamp; the rename is no echo and reaches Intercom."""
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sid = sf.create(AccountNumber="k1", Name="Acme")
+    iid = ic.create("k1", {"industry": "Banking"})
+    run_cycle(app, sf, ic)
+    run_cycle(app, sf, ic)  # the echo of the first cycle's writes
+    ic.update(iid, industry="Retail")
+    sf.update(sid, Name="Acme Renamed")
+    # A cycle that takes the webhook but not the poll: its read before the write sees the rename.
+    first = run_cycle(app, sf, ic, poll_salesforce=False)
+    assert first.writes_applied == 1 and (sf.get(sid) or {})["Industry"] == "Retail"
+    run_cycle(app, sf, ic)
+    run_cycle(app, sf, ic)
+    assert (ic.get(iid) or {})["name"] == "Acme Renamed"
+    echoes = [e for _, e in app.read_events() if isinstance(e, ev.EchoRecognised)]
+    assert all(e.record_id != sid or "Name" not in e.fields for e in echoes)
 
 
 def test_deleting_an_account_only_drops_the_mapping() -> None:
