@@ -150,10 +150,17 @@ class WebhookIntake:
     def _store(self, batch: list[tuple[Notification, concurrent.futures.Future[str]]]) -> None:
         try:
             recorded = self.app.receive((n.id, n.fact) for n, _ in batch if n.fact is not None)
-        except Exception as exc:  # the ledger is unavailable: Intercom will deliver again
-            log.warning("could not keep %d webhook(s): %s", len(batch), exc)
-            for _, future in batch:
-                future.set_exception(exc)
+        except Exception as exc:
+            if len(batch) > 1:
+                # One notification the ledger cannot keep must not cost the others theirs:
+                # keep each alone (a ledger that is down refuses each, as it refused the batch).
+                log.warning("could not keep %d webhooks at once (%s); one by one", len(batch), exc)
+                for item in batch:
+                    self._store([item])
+                return
+            # the ledger is unavailable or refuses this one: Intercom will deliver it again
+            log.warning("could not keep webhook %s: %s", batch[0][0].id, exc)
+            batch[0][1].set_exception(exc)
             return
         new = {e.notification_id for e in recorded.events if isinstance(e, ev.NotificationReceived)}
         for notification, future in batch:
