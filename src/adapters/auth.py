@@ -1,0 +1,220 @@
+"""Who may call which route of the HTTP API: API keys and scopes, denied by default.
+
+Keys come from ``SYNCLEDGER_API_KEYS`` (:class:`adapters.settings.ApiKeys`); a caller presents
+one as ``Authorization: Bearer <key>`` and it is compared with every configured key in constant
+time. Scopes: ``audit:read`` (reading the ledger and its read models, ``/metrics``),
+``sync:operate`` (configuration and sync control), ``replay:execute`` (replays).
+
+Every route of the app declares its access with exactly one marker dependency, made by an
+:class:`Authorizer`:
+
+* ``auth.requires(scope)`` — a key granting ``scope``; ``browser=True`` also accepts the key
+  from the review pages' HttpOnly cookie (set by the login form) and answers a browser without
+  one with a redirect to the login form instead of a 401;
+* ``auth.public(reason)`` — anyone (webhook intake, which checks its own signature; health).
+
+``auth.guard`` is an app-wide dependency that refuses (403) any route without a marker, so a
+route added without thinking about access is closed, not open. Answers:
+
+* 401 with ``WWW-Authenticate: Bearer`` when no key, or an unknown key, is presented (also
+  when no keys are configured at all);
+* 403 with ``WWW-Authenticate: Bearer error="insufficient_scope"`` when the key lacks the scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException, Request, Security, routing
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute
+
+from adapters.settings import API_SCOPES, ApiKeys
+
+__all__ = [
+    "AUDIT_READ",
+    "COOKIE",
+    "REPLAY_EXECUTE",
+    "SYNC_OPERATE",
+    "Access",
+    "Authorizer",
+    "KeyAccess",
+    "LoginRequired",
+    "Principal",
+    "PublicAccess",
+    "access_of",
+    "api_routes",
+    "scopes_of",
+]
+
+AUDIT_READ: Final = "audit:read"
+SYNC_OPERATE: Final = "sync:operate"
+REPLAY_EXECUTE: Final = "replay:execute"
+assert (AUDIT_READ, SYNC_OPERATE, REPLAY_EXECUTE) == API_SCOPES
+
+#: The review pages' cookie holding the reviewer's key (HttpOnly, SameSite=Strict).
+COOKIE: Final = "syncledger_review_key"
+
+_REALM = 'Bearer realm="syncledger"'
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key from SYNCLEDGER_API_KEYS, sent as `Authorization: Bearer <key>`.",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a route: the scopes its key grants (empty on a public route)."""
+
+    scopes: frozenset[str]
+
+
+class LoginRequired(Exception):
+    """A browser on a review page without a usable key: send it to the login form."""
+
+    def __init__(self, next_url: str, message: str) -> None:
+        super().__init__(message)
+        self.next_url = next_url
+        self.message = message
+
+    @property
+    def location(self) -> str:
+        return f"/review/login?next={quote(self.next_url, safe='/')}"
+
+
+class Access:
+    """A route's access marker (see the module docstring)."""
+
+    scope: str | None = None
+    reason: str = ""
+    browser: bool = False
+
+
+class PublicAccess(Access):
+    """Anyone may call the route; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        if not reason:
+            raise ValueError("a public route must say why it is public")
+        self.reason = reason
+
+    def __call__(self) -> Principal:
+        return Principal(frozenset())
+
+
+class KeyAccess(Access):
+    """A key granting ``scope`` is needed; this dependency checks it."""
+
+    def __init__(self, keys: ApiKeys | None, scope: str, *, browser: bool = False) -> None:
+        if scope not in API_SCOPES:
+            raise ValueError(f"unknown scope {scope!r}")
+        self._keys = keys
+        self.scope = scope
+        self.browser = browser
+
+    def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        presented = credentials.credentials if credentials is not None else None
+        from_cookie = presented is None and self.browser
+        if from_cookie:
+            presented = request.cookies.get(COOKIE)
+        granted = scopes_of(self._keys, presented)
+        if not granted:
+            if presented is None:
+                message = "an API key is required: send Authorization: Bearer <key>"
+                challenge = _REALM
+            elif not self._keys:
+                message = "no API keys are configured on this server (SYNCLEDGER_API_KEYS)"
+                challenge = f'{_REALM}, error="invalid_token"'
+            else:
+                message = "the API key is not valid"
+                challenge = f'{_REALM}, error="invalid_token"'
+            if from_cookie:
+                raise LoginRequired(_path_and_query(request), message)
+            raise HTTPException(401, message, headers={"WWW-Authenticate": challenge})
+        if self.scope not in granted:
+            message = f"the API key lacks the scope {self.scope}"
+            if from_cookie:
+                raise LoginRequired(_path_and_query(request), message)
+            challenge = f'{_REALM}, error="insufficient_scope", scope="{self.scope}"'
+            raise HTTPException(403, message, headers={"WWW-Authenticate": challenge})
+        return Principal(granted)
+
+
+def scopes_of(keys: ApiKeys | None, presented: str | None) -> frozenset[str]:
+    """The scopes ``presented`` grants under ``keys`` (empty for no key or an unknown one)."""
+    if presented is None or not keys:
+        return frozenset()
+    return keys.scopes_for(presented)
+
+
+def access_of(route: object) -> Access | None:
+    """The access marker a route declares, or ``None`` (such a route is refused)."""
+    for dependency in getattr(route, "dependencies", None) or ():
+        if isinstance(dependency.dependency, Access):
+            return dependency.dependency
+    return None
+
+
+def api_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, str, Access | None]]:
+    """``(method, path, marker)`` of every API route, including those of included routers.
+
+    Other routes (FastAPI's documentation pages) are not API routes and are not listed.
+    """
+    contexts: Iterable[Any] = (
+        routing.iter_route_contexts(routes) if hasattr(routing, "iter_route_contexts") else routes
+    )
+    for context in contexts:
+        if isinstance(getattr(context, "original_route", context), APIRoute):
+            for method in sorted(context.methods or ()):
+                yield method, context.path, access_of(context)
+
+
+def _path_and_query(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+class Authorizer:
+    """Makes the access markers of one app, for its configured ``keys``."""
+
+    def __init__(self, keys: ApiKeys | None) -> None:
+        self.keys = keys
+
+    def requires(self, scope: str, *, browser: bool = False) -> DependsParam:
+        """The marker of a route that needs a key granting ``scope``."""
+        marker: DependsParam = Security(
+            KeyAccess(self.keys, scope, browser=browser), scopes=[scope]
+        )
+        return marker
+
+    @staticmethod
+    def public(reason: str) -> DependsParam:
+        """The marker of a route anyone may call; ``reason`` documents why."""
+        marker: DependsParam = Depends(PublicAccess(reason))
+        return marker
+
+    def scopes_of(self, presented: str | None) -> frozenset[str]:
+        """The scopes a presented key grants (empty for an unknown key)."""
+        return scopes_of(self.keys, presented)
+
+    @staticmethod
+    def guard(request: Request) -> None:
+        """App-wide: refuse a route that declares no access marker (deny by default)."""
+        route = request.scope.get("route")
+        if route is None or access_of(route) is None:
+            raise HTTPException(403, "this route declares no access scope; it is closed")
+
+    @staticmethod
+    def markers(routes: Sequence[BaseRoute]) -> dict[str, Access | None]:
+        """``"METHOD path"`` → the route's marker, for every API route (tests, docs)."""
+        return {f"{method} {path}": marker for method, path, marker in api_routes(routes)}
