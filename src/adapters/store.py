@@ -4,6 +4,9 @@
 map onto eventsourcing's built-in SQLite and PostgreSQL recorders, which append 1.9x (SQLite) and
 1.5x (PostgreSQL) as fast as eventsourcing-sqlalchemy's (``scripts/bench_store.py``, BENCHMARKS.md).
 ``memory://`` keeps everything in memory (tests, dry runs).
+
+On both databases the recorder is the chained subclass from :mod:`adapters.chain`
+(``APPLICATION_RECORDER_TOPIC``): every event carries a hash chained to the one before it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import uuid
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from adapters.chain import RECORDER_TOPICS
 
 
 class DatabaseUrlError(ValueError):
@@ -39,6 +44,7 @@ def ledger_env(database_url: str, *, create_tables: bool = True) -> dict[str, st
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": RECORDER_TOPICS["eventsourcing.sqlite"],
             "CREATE_TABLE": create,
         }
     if backend == "postgresql":
@@ -55,6 +61,7 @@ def ledger_env(database_url: str, *, create_tables: bool = True) -> dict[str, st
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_PRE_PING": "y",
+            "APPLICATION_RECORDER_TOPIC": RECORDER_TOPICS["eventsourcing.postgres"],
             "CREATE_TABLE": create,
         }
         schema = url.query.get("schema")

@@ -1,0 +1,131 @@
+"""``syncledger audit verify``: walk the ledger's hash chain and name the first broken position.
+
+``register(app)`` adds the ``audit`` group to the ``syncledger`` app. Exit codes follow the CLI's:
+0 the chain holds; 1 it does not (or the expected head is not in it); 2 the ledger cannot be
+opened.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from eventsourcing.persistence import PersistenceError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from adapters.chain import ChainReport, NoChainError, open_chained_recorder, verify_chain
+from adapters.store import DatabaseUrlError, ledger_env
+from ledger.application import LedgerApp
+
+DATABASE_URL_ENV = "SYNCLEDGER_DATABASE_URL"
+DEFAULT_DATABASE_URL = "sqlite:///syncledger.db"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    Console(stderr=True, highlight=False).print(
+        f"[bold red]error:[/] {escape(message)}", soft_wrap=True
+    )
+    raise typer.Exit(code)
+
+
+def _parse_head(head: str | None) -> bytes | None:
+    if head is None:
+        return None
+    try:
+        value = bytes.fromhex(head)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        _fail(f"--head {head!r} is not a chain head (64 hexadecimal digits)", 2)
+    return value
+
+
+def verify(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help=f"Ledger database URL [default: ${DATABASE_URL_ENV}, else {DEFAULT_DATABASE_URL}]",
+            show_default=False,
+        ),
+    ] = None,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            "--head",
+            help="A chain head printed by an earlier verify: it must still be in the chain, "
+            "which proves nothing before it was rewritten.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Walk the hash chain over every stored event and name the first broken position."""
+    url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+    expected = _parse_head(head)
+    try:
+        env = ledger_env(url, create_tables=False)
+    except DatabaseUrlError as exc:
+        _fail(str(exc), 2)
+    path = env.get("SQLITE_DBNAME", "")
+    if path and not path.startswith("file:") and not Path(path).exists():
+        _fail(f"no ledger at {url}: {path} does not exist", 2)
+    try:
+        factory, recorder = open_chained_recorder(env, LedgerApp.name)
+    except NoChainError as exc:
+        _fail(str(exc), 2)
+    except PersistenceError as exc:
+        _fail(f"cannot open the ledger at {url}: {exc}", 2)
+    try:
+        with Progress(
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("verify", total=None)
+            report = verify_chain(
+                recorder,
+                expected_head=expected,
+                on_start=lambda stop: progress.update(task, total=stop),
+                on_progress=lambda position: progress.update(task, completed=position),
+            )
+    except NoChainError as exc:
+        _fail(f"{url}: {exc}", 2)
+    except PersistenceError as exc:
+        _fail(f"cannot read the ledger at {url}: {exc}", 2)
+    finally:
+        factory.close()
+    _print(report, head)
+
+
+def _print(report: ChainReport, head: str | None) -> None:
+    broken = report.broken
+    if broken is not None:
+        _fail(
+            f"chain broken at position {broken.position}: {broken.problem} ({broken.detail}); "
+            f"{report.verified} events verified before it",
+            1,
+        )
+    Console(highlight=False).print(
+        f"verified {report.verified} events, chain head {report.head.hex()}"
+        + (f" (position {report.head_position})" if report.head_position else "")
+    )
+    if report.head_found is False:
+        _fail(
+            f"the chain head {head} is not in the chain: the history before it was rewritten "
+            "(or it belongs to another ledger)",
+            1,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``audit`` group (``audit verify``) to ``app``."""
+    audit = typer.Typer(help="Check the ledger's tamper evidence.", no_args_is_help=True)
+    audit.command("verify")(verify)
+    app.add_typer(audit, name="audit")
