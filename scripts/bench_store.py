@@ -26,10 +26,7 @@ server cannot be reached.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -39,23 +36,19 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))  # also runnable without the editable install
+from bench_common import PostgresAdmin, default_postgres_url, machine_info
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
 
-from eventsourcing.application import Application  # noqa: E402
-from eventsourcing.domain import Aggregate, event  # noqa: E402
-
-from adapters.store import ledger_env  # noqa: E402
-from ledger.application import LedgerApp  # noqa: E402
-from ledger.facts import AccountChange  # noqa: E402
+from adapters.store import ledger_env
+from ledger.application import LedgerApp
+from ledger.facts import AccountChange
 
 BATCH = 200
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_EVENTS = 60_000
 DEFAULT_REPEATS = 3
 QUICK_EVENTS = 5_000
@@ -119,60 +112,6 @@ def account_pages(n_accounts: int, page: int) -> Iterator[list[AccountChange]]:
 
 
 # --- stores ------------------------------------------------------------------------------
-
-
-class PostgresAdmin:
-    """Creates and drops the throw-away schemas the PostgreSQL measurements use."""
-
-    def __init__(self, url: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.url = url
-        u = make_url(url)
-        self.conninfo: dict[str, Any] = {
-            "host": u.host or "127.0.0.1",
-            "port": u.port or 5432,
-            "user": u.username or "postgres",
-            "dbname": u.database,
-            "connect_timeout": 5,
-        }
-        if u.password:
-            self.conninfo["password"] = u.password
-        self.created: list[str] = []
-
-    def _execute(self, sql: str) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        with psycopg.connect(**self.conninfo, autocommit=True) as conn:
-            cur = conn.execute(sql)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
-
-    def check(self) -> str:
-        """Connect once; return the server version (raises when unreachable)."""
-        rows = self._execute("SHOW server_version")
-        return str(rows[0][0])
-
-    def settings(self) -> dict[str, str]:
-        names = ("fsync", "synchronous_commit", "wal_sync_method", "shared_buffers")
-        return {n: str(self._execute(f"SHOW {n}")[0][0]) for n in names}
-
-    def create_schema(self) -> str:
-        name = f"bench_{uuid.uuid4().hex[:12]}"
-        self._execute(f'CREATE SCHEMA "{name}"')
-        self.created.append(name)
-        return name
-
-    def drop_schema(self, name: str) -> None:
-        self._execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        if name in self.created:
-            self.created.remove(name)
-
-    def drop_leftovers(self) -> None:
-        for name in list(self.created):
-            try:
-                self.drop_schema(name)
-            except Exception as exc:  # report, never hide, a schema left behind
-                print(f"warning: could not drop schema {name}: {exc}", file=sys.stderr)
 
 
 @dataclass
@@ -445,43 +384,6 @@ def print_report(
         print(f"\nNOTE: {pg_note}")
 
 
-def machine_info(pg_version: str, pg_settings: Mapping[str, str]) -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info = {
-        "nproc": str(nproc),
-        "CPU": cpu,
-        "OS": f"{platform.system()} {platform.release()}",
-        "Python": platform.python_version(),
-        "libraries": ", ".join(
-            f"{d} {version(d)}"
-            for d in ("eventsourcing", "eventsourcing-sqlalchemy", "SQLAlchemy", "psycopg")
-        ),
-        "SQLite": f"{sqlite3.sqlite_version} (WAL, synchronous=FULL default)",
-        "temp dir": tempfile.gettempdir(),
-    }
-    if pg_version:
-        settings = ", ".join(f"{k}={v}" for k, v in pg_settings.items())
-        info["PostgreSQL"] = f"{pg_version} on localhost ({settings})"
-    else:
-        info["PostgreSQL"] = "not reachable (rows skipped)"
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -501,10 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small N and one repeat")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("SYNCLEDGER_BENCH_POSTGRES_URL")
-        or os.environ.get("SYNCLEDGER_TEST_POSTGRES_URL")
-        or DEFAULT_PG_URL,
-        help=f"PostgreSQL database to create throw-away schemas in (default {DEFAULT_PG_URL})",
+        default=default_postgres_url(),
+        help="PostgreSQL database to create throw-away schemas in "
+        "(default $SYNCLEDGER_BENCH_POSTGRES_URL, $SYNCLEDGER_TEST_POSTGRES_URL or the local one)",
     )
     parser.add_argument(
         "--only",
