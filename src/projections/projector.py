@@ -1,20 +1,98 @@
 """The projector: applies the ledger's notification log to the read-model tables, exactly once.
 
 Each page of events is applied in one database transaction together with the tracking position
-(table ``projection_tracking``), so a crash before the commit leaves neither rows nor position
-behind, and the next run starts again from the last committed page.
+(table ``projection_tracking``). The transaction's first statement moves the position from the
+value the page was read after to the page's last position, and only if it still holds that
+value: a crash before the commit leaves neither rows nor position behind, and a second projector
+(another thread, another process) that read the same page finds the position moved and drops
+its copy. Rows are keyed by ledger position as well, so no page can land twice.
+
+eventsourcing 9.5's ``TrackingRecorder`` can only commit tracking together with what is written
+through its own connection, not with SQLAlchemy rows; hence our own tracking table, in the same
+database and the same transaction as the rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from sqlalchemy.engine import Engine
+from eventsourcing.persistence import Notification
+from sqlalchemy import Connection, Table, and_, create_engine, delete, event, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import StaticPool
 
+from ledger import events as ev
 from ledger.application import LedgerApp
+from ledger.config import INITIAL_CONFIG, ActiveConfig
+from projections import models as m
+from projections.page import Page, RecordKey, Row, needs
 
 #: Called with the number of events applied so far and the ledger's last position.
 Progress = Callable[[int, int], None]
+
+NAME = "syncledger"
+#: Rows per ``IN (...)`` when loading the rows a page touches.
+CHUNK = 500
+#: Retries of a page that lost a race or hit a lock.
+ATTEMPTS = 50
+
+
+class ProjectionError(RuntimeError):
+    """The projections cannot be opened or kept current; the message says why."""
+
+
+class _Lost(Exception):
+    """Another projector applied this page first."""
+
+
+def projection_engine(database_url: str) -> Engine:
+    """A SQLAlchemy engine on the ledger's database (``sqlite:///…`` or
+    ``postgresql+psycopg://…?schema=…``); ``memory://`` and in-memory SQLite get a private
+    in-memory database."""
+    if database_url.startswith("memory:"):
+        return _memory_engine()
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database in (None, "", ":memory:"):
+            return _memory_engine()
+        engine = create_engine(url, connect_args={"timeout": 30})
+        _sqlite_transactions(engine)
+        return engine
+    if backend == "postgresql":
+        schema = url.query.get("schema")
+        url = url.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if isinstance(schema, str) and schema:
+            connect_args["options"] = f"-c search_path={schema}"
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    raise ProjectionError(f"unsupported database {backend!r} for the projections")
+
+
+def _memory_engine() -> Engine:
+    engine = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    _sqlite_transactions(engine)
+    return engine
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, begin transactions, and begin them IMMEDIATE, so a page's
+    transaction holds the write lock from its first statement (no lock upgrade deadlocks)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        writing = conn.get_execution_options().get("syncledger_writing")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
 class Projector:
@@ -24,28 +102,215 @@ class Projector:
         self.ledger = ledger
         self.engine = engine
         self.page_size = page_size
+        self._lock = threading.RLock()
+        self._config: ActiveConfig = INITIAL_CONFIG
+        self._config_at = -1  # the position self._config was loaded or advanced for
+        self._prepare()
 
     @classmethod
-    def open(cls, ledger: LedgerApp, database_url: str) -> Projector:
+    def open(cls, ledger: LedgerApp, database_url: str, *, page_size: int = 1000) -> Projector:
         """The projector for ``ledger``, with its tables in the ledger's database
         (``database_url`` as for the ledger; ``memory://`` keeps them in memory)."""
-        raise NotImplementedError
+        return cls(ledger, projection_engine(database_url), page_size=page_size)
+
+    # --- tables ----------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Create the tables; drop and recreate projections of another schema version."""
+        m.tracking.create(self.engine, checkfirst=True)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(m.tracking.c.schema_version).where(m.tracking.c.name == NAME)
+            ).first()
+        if row is not None and row.schema_version == m.SCHEMA_VERSION:
+            m.metadata.create_all(self.engine, checkfirst=True)
+            return
+        m.metadata.drop_all(self.engine, tables=list(m.READ_MODELS), checkfirst=True)
+        m.metadata.create_all(self.engine, checkfirst=True)
+        with self._writing() as conn, conn.begin():
+            conn.execute(delete(m.tracking).where(m.tracking.c.name == NAME))
+            conn.execute(
+                m.tracking.insert().values(name=NAME, position=0, schema_version=m.SCHEMA_VERSION)
+            )
+
+    def _writing(self) -> Any:
+        return _Closing(self.engine.connect().execution_options(syncledger_writing=True))
 
     @property
     def position(self) -> int:
         """The ledger position the read models reflect."""
-        raise NotImplementedError
+        with self.engine.connect() as conn:
+            return self._position(conn)
+
+    @staticmethod
+    def _position(conn: Connection) -> int:
+        value = conn.execute(
+            select(m.tracking.c.position).where(m.tracking.c.name == NAME)
+        ).scalar_one()
+        return int(value)
+
+    # --- catching up -------------------------------------------------------------------------
+
+    def lag(self) -> int:
+        """How many ledger positions the read models are behind."""
+        last = self.ledger.recorder.max_notification_id() or 0
+        return max(0, last - self.position)
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Apply every event recorded after :attr:`position`; return how many were applied.
 
         Safe to call from several threads or processes at once: each page is applied once."""
-        raise NotImplementedError
+        with self._lock:
+            applied = 0
+            last = self.ledger.recorder.max_notification_id() or 0
+            attempts = 0
+            while True:
+                start = self.position
+                page = self._page_after(start)
+                if not page:
+                    return applied
+                try:
+                    self._apply(start, page)
+                except (_Lost, IntegrityError, DBAPIError) as exc:
+                    attempts += 1
+                    self._config_at = -1
+                    if attempts >= ATTEMPTS:
+                        raise ProjectionError(f"cannot apply events after {start}: {exc}") from exc
+                    continue
+                applied += len(page)
+                if progress is not None:
+                    progress(applied, max(last, page[-1][0]))
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Empty the read models and apply the whole ledger again; return the event count."""
-        raise NotImplementedError
+        with self._lock, self._writing() as conn, conn.begin():
+            for table in m.READ_MODELS:
+                conn.execute(delete(table))
+            conn.execute(update(m.tracking).where(m.tracking.c.name == NAME).values(position=0))
+        self._config_at = -1
+        return self.catch_up(progress)
+
+    def _page_after(self, start: int) -> list[tuple[int, ev.LedgerEvent]]:
+        notifications = self.ledger.recorder.select_notifications(
+            start=start, limit=self.page_size, inclusive_of_start=False
+        )
+        return [(n.id, self._decode(n)) for n in notifications]
+
+    def _decode(self, notification: Notification) -> ev.LedgerEvent:
+        event = self.ledger.mapper.to_domain_event(notification)
+        assert isinstance(event, ev.LedgerEvent)
+        return event
+
+    def events_after(self, start: int) -> Iterator[tuple[int, ev.LedgerEvent]]:
+        """The ledger's events after ``start``, page by page (constant memory)."""
+        while page := self._page_after(start):
+            yield from page
+            start = page[-1][0]
+
+    def _load_config(self, conn: Connection, position: int) -> ActiveConfig:
+        if self._config_at == position:
+            return self._config
+        row = conn.execute(
+            select(m.configs.c.config)
+            .where(m.configs.c.position <= position)
+            .order_by(m.configs.c.version.desc())
+            .limit(1)
+        ).first()
+        return INITIAL_CONFIG if row is None else ActiveConfig.from_dict(row.config)
+
+    def _apply(self, start: int, page: list[tuple[int, ev.LedgerEvent]]) -> None:
+        end = page[-1][0]
+        with self._writing() as conn, conn.begin():
+            moved = conn.execute(
+                update(m.tracking)
+                .where(m.tracking.c.name == NAME, m.tracking.c.position == start)
+                .values(position=end)
+            )
+            if moved.rowcount != 1:
+                raise _Lost
+            record_keys, write_ids, keys = needs(page)
+            rows = Page(
+                self._load_config(conn, start),
+                self._load_records(conn, record_keys),
+                self._load_spans(conn, keys),
+                self._load_statuses(conn, write_ids),
+            )
+            for position, domain_event in page:
+                rows.apply(position, domain_event)
+            self._write(conn, rows)
+        self._config, self._config_at = rows.config, end
+
+    # --- loading and writing the stateful rows ----------------------------------------------
+
+    def _load_records(self, conn: Connection, keys: set[RecordKey]) -> dict[RecordKey, Row]:
+        found: dict[RecordKey, Row] = {}
+        t = m.records
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), CHUNK):
+            chunk = ordered[i : i + CHUNK]
+            for row in conn.execute(select(t).where(tuple_(t.c.system, t.c.record_id).in_(chunk))):
+                found[(row.system, row.record_id)] = dict(row._mapping)
+        return found
+
+    def _load_spans(self, conn: Connection, keys: set[str]) -> dict[str, Row]:
+        found: dict[str, Row] = {}
+        t = m.mappings
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), CHUNK):
+            query = select(t).where(
+                and_(t.c.company_id.in_(ordered[i : i + CHUNK]), t.c.unmapped_position.is_(None))
+            )
+            for row in conn.execute(query):
+                found[row.company_id] = dict(row._mapping)
+        return found
+
+    def _load_statuses(self, conn: Connection, write_ids: set[str]) -> dict[str, Row]:
+        found: dict[str, Row] = {}
+        t = m.write_status
+        ordered = sorted(write_ids)
+        for i in range(0, len(ordered), CHUNK):
+            for row in conn.execute(select(t).where(t.c.write_id.in_(ordered[i : i + CHUNK]))):
+                found[row.write_id] = dict(row._mapping)
+        return found
+
+    def _write(self, conn: Connection, rows: Page) -> None:
+        tables = {
+            "transactions": m.transactions,
+            "configs": m.configs,
+            "timeline": m.timeline,
+            "writes": m.writes,
+            "rejected": m.rejected,
+            "api_usage": m.api_usage,
+        }
+        for name, table in tables.items():
+            if rows.inserts[name]:
+                conn.execute(table.insert(), rows.inserts[name])
+        self._upsert(conn, m.records, [rows.records[k] for k in sorted(rows.dirty_records)])
+        self._upsert(conn, m.mappings, [rows.dirty_spans[k] for k in sorted(rows.dirty_spans)])
+        self._upsert(conn, m.write_status, [rows.statuses[w] for w in sorted(rows.dirty_statuses)])
+
+    def _upsert(self, conn: Connection, table: Table, values: list[Row]) -> None:
+        if not values:
+            return
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        rest = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=rest), values)
 
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
+
+
+class _Closing:
+    """A connection as a context manager that closes it (and rolls back what is open)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()

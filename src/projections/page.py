@@ -1,0 +1,626 @@
+"""One page of ledger events turned into read-model rows (pure: no I/O here).
+
+A :class:`Page` is given the rows of the stateful tables it will touch (records, open mapping
+spans, write statuses), loaded by the projector beforehand; it appends new rows to ``inserts``
+and changes the loaded ones in place (``dirty``). The projector then writes both in one
+transaction with the tracking position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledger import events as ev
+from ledger.config import ActiveConfig
+from ledger.values import is_empty, key_of, same_value
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Row = dict[str, Any]
+RecordKey = tuple[str, str]
+
+SYSTEM_NAMES = {ev.INTERCOM: "Intercom", ev.SALESFORCE: "Salesforce"}
+OUTCOMES = (ev.WriteSkipped, ev.WriteApplied, ev.WriteFailed)
+MAPPING_RULES = ("skip_if_source_empty", "skip_if_destination_has_value")
+
+
+def to_us(at: datetime) -> int:
+    """Microseconds since the epoch; naive datetimes are taken as UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def needs(
+    events: Iterable[tuple[int, ev.LedgerEvent]],
+) -> tuple[set[RecordKey], set[str], set[str]]:
+    """What a page will touch in the stateful tables: records, write ids with an outcome, and
+    identity keys whose open mapping span may change."""
+    records: set[RecordKey] = set()
+    write_ids: set[str] = set()
+    keys: set[str] = set()
+    for _, e in events:
+        if isinstance(e, ev.CompanyFact | ev.CompanyDeleted):
+            records.add((ev.INTERCOM, e.intercom_id))
+        elif isinstance(e, ev.AccountFact | ev.AccountDeleted):
+            records.add((ev.SALESFORCE, e.salesforce_id))
+        elif isinstance(e, ev.RecordIgnored):
+            records.add((e.system, e.record_id))
+        elif isinstance(e, OUTCOMES):
+            write_ids.add(str(e.write["write_id"]))
+        elif isinstance(e, ev.IdentityMapped | ev.IdentityUnmapped):
+            keys.add(e.company_id)
+    return records, write_ids, keys
+
+
+class Page:
+    """Turns events into rows. ``records``, ``spans`` (open mapping span by company_id) and
+    ``statuses`` (write status by write id) hold the loaded rows and are updated in place."""
+
+    def __init__(
+        self,
+        config: ActiveConfig,
+        records: dict[RecordKey, Row],
+        spans: dict[str, Row],
+        statuses: dict[str, Row],
+    ) -> None:
+        self.config = config
+        self.records = records
+        self.spans = spans
+        self.statuses = statuses
+        self.dirty_records: set[RecordKey] = set()
+        self.dirty_spans: dict[tuple[str, int], Row] = {}
+        self.dirty_statuses: set[str] = set()
+        self.inserts: dict[str, list[Row]] = {
+            "transactions": [],
+            "configs": [],
+            "timeline": [],
+            "writes": [],
+            "rejected": [],
+            "api_usage": [],
+        }
+        self._handlers: dict[type[ev.LedgerEvent], Any] = {
+            ev.ConfigurationApplied: self._config,
+            ev.CompanyCreated: self._company,
+            ev.CompanyUpdated: self._company,
+            ev.CompanyObserved: self._company,
+            ev.CompanyDeleted: self._company_deleted,
+            ev.AccountCreated: self._account,
+            ev.AccountUpdated: self._account,
+            ev.AccountIdentifierChanged: self._account,
+            ev.AccountObserved: self._account,
+            ev.AccountDeleted: self._account_deleted,
+            ev.RecordIgnored: self._ignored,
+            ev.NotSynced: self._not_synced,
+            ev.EchoRecognised: self._echo,
+            ev.IdentityMapped: self._mapped,
+            ev.IdentityUnmapped: self._unmapped,
+            ev.SyncPlanned: self._planned,
+            ev.WriteSkipped: self._skipped,
+            ev.WriteApplied: self._applied,
+            ev.WriteFailed: self._failed,
+            ev.ApiUsageObserved: self._api_usage,
+            ev.LedgerAdvanced: self._advanced,
+        }
+        self._pos = 0
+        self._at = 0
+        self._seq = 0
+        self._event: ev.LedgerEvent | None = None
+
+    def apply(self, position: int, event: ev.LedgerEvent) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return  # inbox, lookups, resyncs: not part of these read models
+        self._pos, self._at, self._seq, self._event = position, to_us(event.timestamp), 0, event
+        handler(event)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _entry(
+        self,
+        system: str,
+        record_id: str,
+        category: str,
+        summary: str,
+        *,
+        company_id: str | None = None,
+        field: str | None = None,
+        cause: str | None = None,
+        config_version: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        assert self._event is not None
+        self.inserts["timeline"].append(
+            {
+                "position": self._pos,
+                "seq": self._seq,
+                "system": system,
+                "record_id": record_id,
+                "company_id": company_id,
+                "at_us": self._at,
+                "event": type(self._event).__name__,
+                "ref": self._event.ref,
+                "category": category,
+                "field": field,
+                "summary": summary,
+                "cause": cause,
+                "config_version": self.config.version if config_version is None else config_version,
+                "details": details or {},
+            }
+        )
+        self._seq += 1
+
+    def _record(self, system: str, record_id: str) -> Row:
+        key = (system, record_id)
+        row = self.records.get(key)
+        if row is None:
+            row = {
+                "system": system,
+                "record_id": record_id,
+                "company_id": None,
+                "deleted": False,
+                "is_person_account": False,
+                "last_position": self._pos,
+                "last_at_us": self._at,
+                "ignored_reason": None,
+                "ignored_cause": None,
+                "ignored_position": None,
+                "ignored_at_us": None,
+            }
+            self.records[key] = row
+        self.dirty_records.add(key)
+        return row
+
+    def _seen(self, row: Row, *, company_id: str | None, deleted: bool, person: bool) -> None:
+        row.update(
+            company_id=company_id,
+            deleted=deleted,
+            is_person_account=person,
+            last_position=self._pos,
+            last_at_us=self._at,
+            ignored_reason=None,
+            ignored_cause=None,
+            ignored_position=None,
+            ignored_at_us=None,
+        )
+
+    # --- configuration and transactions -------------------------------------------------------
+
+    def _config(self, e: ev.ConfigurationApplied) -> None:
+        self.config = ActiveConfig.from_dict(e.config)
+        self.inserts["configs"].append(
+            {
+                "version": e.version,
+                "position": self._pos,
+                "at_us": self._at,
+                "identifier_field": self.config.identifier_field,
+                "previous_identifier_field": e.previous_identifier_field,
+                "config": e.config,
+            }
+        )
+
+    def _advanced(self, e: ev.LedgerAdvanced) -> None:
+        self.inserts["transactions"].append(
+            {"position": self._pos, "at_us": self._at, "summary": e.summary, "events": e.events}
+        )
+
+    def _api_usage(self, e: ev.ApiUsageObserved) -> None:
+        self.inserts["api_usage"].append(
+            {
+                "position": self._pos,
+                "at_us": self._at,
+                "system": e.system,
+                "used": e.used,
+                "limit": e.limit,
+                "allocation": e.allocation,
+                "tier": e.tier,
+            }
+        )
+
+    # --- observations -------------------------------------------------------------------------
+
+    def _company(self, e: ev.CompanyFact) -> None:
+        row = self._record(ev.INTERCOM, e.intercom_id)
+        self._seen(row, company_id=e.company_id, deleted=False, person=False)
+        verb = {ev.CompanyCreated: "created", ev.CompanyUpdated: "updated"}.get(type(e), "read")
+        summary = f"{verb} in Intercom"
+        if e.changed:
+            summary += ": " + ", ".join(e.changed)
+        self._entry(
+            ev.INTERCOM,
+            e.intercom_id,
+            "observation",
+            summary,
+            company_id=e.company_id,
+            details={
+                "company_id": e.company_id,
+                "changed": list(e.changed),
+                "values": {k: e.attributes.get(k) for k in e.changed},
+                "updated_at": e.updated_at,
+                "source": e.source,
+            },
+        )
+
+    def _company_deleted(self, e: ev.CompanyDeleted) -> None:
+        row = self._record(ev.INTERCOM, e.intercom_id)
+        key = e.company_id or row["company_id"]
+        self._seen(row, company_id=key, deleted=True, person=False)
+        self._entry(
+            ev.INTERCOM,
+            e.intercom_id,
+            "deletion",
+            "deleted in Intercom",
+            company_id=key,
+            details={"company_id": e.company_id, "source": e.source},
+        )
+
+    def _account(self, e: ev.AccountFact) -> None:
+        ident = self.config.identifier
+        key = key_of(e.fields.get(ident.name), ident.type)
+        row = self._record(ev.SALESFORCE, e.salesforce_id)
+        self._seen(row, company_id=key, deleted=False, person=e.is_person_account)
+        details: dict[str, Any] = {
+            "key": key,
+            "changed": list(e.changed),
+            "values": {k: e.fields.get(k) for k in e.changed},
+            "system_modstamp": e.system_modstamp,
+            "is_person_account": e.is_person_account,
+            "source": e.source,
+        }
+        if isinstance(e, ev.AccountIdentifierChanged):
+            summary = (
+                f"{e.identifier_field} changed in Salesforce: {e.old_value!r} → {e.new_value!r}"
+            )
+            details.update(
+                identifier_field=e.identifier_field, old_value=e.old_value, new_value=e.new_value
+            )
+        else:
+            verb = {ev.AccountCreated: "created", ev.AccountUpdated: "updated"}.get(type(e), "read")
+            summary = f"{verb} in Salesforce"
+            if e.changed:
+                summary += ": " + ", ".join(e.changed)
+        self._entry(
+            ev.SALESFORCE, e.salesforce_id, "observation", summary, company_id=key, details=details
+        )
+
+    def _account_deleted(self, e: ev.AccountDeleted) -> None:
+        row = self._record(ev.SALESFORCE, e.salesforce_id)
+        self._seen(row, company_id=row["company_id"], deleted=True, person=row["is_person_account"])
+        self._entry(
+            ev.SALESFORCE,
+            e.salesforce_id,
+            "deletion",
+            "deleted in Salesforce",
+            company_id=row["company_id"],
+            details={"deleted_at": e.deleted_at, "source": e.source},
+        )
+
+    # --- decisions about records ----------------------------------------------------------------
+
+    def _ignored(self, e: ev.RecordIgnored) -> None:
+        row = self._record(e.system, e.record_id)
+        row.update(
+            ignored_reason=e.reason,
+            ignored_cause=e.cause,
+            ignored_position=self._pos,
+            ignored_at_us=self._at,
+        )
+        self._entry(
+            e.system,
+            e.record_id,
+            "ignored",
+            f"ignored: {e.reason}",
+            company_id=row["company_id"],
+            cause=e.cause,
+            details={"reason": e.reason},
+        )
+
+    def _not_synced(self, e: ev.NotSynced) -> None:
+        self._entry(
+            e.system,
+            e.record_id,
+            "not_synced",
+            f"not synced: {e.reason}",
+            company_id=e.key,
+            cause=e.cause,
+            details={"reason": e.reason, "key": e.key},
+        )
+
+    def _echo(self, e: ev.EchoRecognised) -> None:
+        self._entry(
+            e.system,
+            e.record_id,
+            "echo",
+            "our own write seen again: " + ", ".join(e.fields),
+            cause=e.cause,
+            details={"fields": list(e.fields)},
+        )
+
+    # --- identity --------------------------------------------------------------------------------
+
+    def _mapped(self, e: ev.IdentityMapped) -> None:
+        old = self.spans.get(e.company_id)
+        if old is not None:  # the ledger replaces a link it was never told to end
+            self._close(old, "replaced by a new mapping", e.ref)
+        span = {
+            "company_id": e.company_id,
+            "mapped_position": self._pos,
+            "intercom_id": e.intercom_id,
+            "salesforce_id": e.salesforce_id,
+            "identifier_field": e.identifier_field,
+            "config_version": e.config_version,
+            "trigger": e.trigger,
+            "cause": e.cause,
+            "mapped_at_us": self._at,
+            "unmapped_position": None,
+            "unmapped_at_us": None,
+            "unmap_reason": None,
+            "unmap_cause": None,
+        }
+        self.spans[e.company_id] = span
+        self.dirty_spans[(e.company_id, self._pos)] = span
+        how = (
+            f"by {e.identifier_field} = {e.company_id!r} ({e.trigger}, config v{e.config_version})"
+        )
+        details = {
+            "company_id": e.company_id,
+            "intercom_id": e.intercom_id,
+            "salesforce_id": e.salesforce_id,
+            "identifier_field": e.identifier_field,
+            "trigger": e.trigger,
+        }
+        for system, record_id, other in (
+            (ev.INTERCOM, e.intercom_id, f"account {e.salesforce_id}"),
+            (ev.SALESFORCE, e.salesforce_id, f"company {e.intercom_id}"),
+        ):
+            self._entry(
+                system,
+                record_id,
+                "mapping",
+                f"mapped to {other} {how}",
+                company_id=e.company_id,
+                cause=e.cause,
+                config_version=e.config_version,
+                details=details,
+            )
+
+    def _close(self, span: Row, reason: str, cause: str) -> None:
+        span.update(
+            unmapped_position=self._pos,
+            unmapped_at_us=self._at,
+            unmap_reason=reason,
+            unmap_cause=cause,
+        )
+        self.dirty_spans[(span["company_id"], span["mapped_position"])] = span
+        del self.spans[span["company_id"]]
+
+    def _unmapped(self, e: ev.IdentityUnmapped) -> None:
+        span = self.spans.get(e.company_id)
+        if span is not None and span["salesforce_id"] == e.salesforce_id:
+            self._close(span, e.reason, e.cause)
+        details = {
+            "company_id": e.company_id,
+            "intercom_id": e.intercom_id,
+            "salesforce_id": e.salesforce_id,
+            "identifier_field": e.identifier_field,
+            "reason": e.reason,
+        }
+        for system, record_id, other in (
+            (ev.INTERCOM, e.intercom_id, f"account {e.salesforce_id}"),
+            (ev.SALESFORCE, e.salesforce_id, f"company {e.intercom_id}"),
+        ):
+            self._entry(
+                system,
+                record_id,
+                "unmapping",
+                f"unmapped from {other}: {e.reason}",
+                company_id=e.company_id,
+                cause=e.cause,
+                details=details,
+            )
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def _planned(self, e: ev.SyncPlanned) -> None:
+        for item in e.planned:
+            wid = str(item["write_id"])
+            self.statuses[wid] = {
+                "write_id": wid,
+                "system": e.system,
+                "record_id": e.record_id,
+                "field": item["field"],
+                "value": item.get("value"),
+                "source_system": item["source_system"],
+                "source_record_id": item["source_record_id"],
+                "company_id": e.company_id,
+                "status": "planned",
+                "attempts": 0,
+                "rule": None,
+                "error": None,
+                "config_version": e.config_version,
+                "planned_position": self._pos,
+                "planned_at_us": self._at,
+                "closed_position": None,
+                "closed_at_us": None,
+            }
+            self.dirty_statuses.add(wid)
+            self._entry(
+                e.system,
+                e.record_id,
+                "write_planned",
+                f"{item['field']}: write planned {item.get('before')!r} → {item.get('value')!r} "
+                f"(from {item['source_system']} {item['source_field']})",
+                company_id=e.company_id,
+                field=item["field"],
+                cause=e.cause,
+                config_version=e.config_version,
+                details=_write_details(item),
+            )
+        for item in e.skipped:
+            self._entry(
+                e.system,
+                e.record_id,
+                "write_skipped",
+                f"{item['field']}: not written ({item['rule']})",
+                company_id=e.company_id,
+                field=item["field"],
+                cause=e.cause,
+                config_version=e.config_version,
+                details={**_write_details(item), "rule": item["rule"]},
+            )
+        for item in e.rejected:
+            self.inserts["rejected"].append(
+                {
+                    "position": self._pos,
+                    "seq": self._seq,
+                    "at_us": self._at,
+                    "system": e.system,
+                    "record_id": e.record_id,
+                    "company_id": e.company_id,
+                    "field": item["field"],
+                    "source_field": item["source_field"],
+                    "source_value": item.get("source_value"),
+                    "reason": item["reason"],
+                    "config_version": e.config_version,
+                    "cause": e.cause,
+                }
+            )
+            self._entry(
+                e.system,
+                e.record_id,
+                "write_rejected",
+                f"{item['field']}: value {item.get('source_value')!r} rejected: {item['reason']}",
+                company_id=e.company_id,
+                field=item["field"],
+                cause=e.cause,
+                config_version=e.config_version,
+                details={**_write_details(item), "reason": item["reason"]},
+            )
+
+    def _status(self, write: dict[str, Any], **changes: Any) -> None:
+        wid = str(write["write_id"])
+        row = self.statuses.get(wid)
+        if row is not None:
+            row.update(changes)
+            self.dirty_statuses.add(wid)
+
+    def _skipped(self, e: ev.WriteSkipped) -> None:
+        w = e.write
+        self._status(
+            w,
+            status="skipped",
+            rule=e.rule,
+            error=e.detail or None,
+            closed_position=self._pos,
+            closed_at_us=self._at,
+        )
+        self._entry(
+            e.system,
+            e.record_id,
+            "write_skipped",
+            f"{w['field']}: planned write dropped ({e.rule}"
+            + (f": {e.detail})" if e.detail else ")"),
+            company_id=w.get("company_id"),
+            field=w["field"],
+            cause=e.cause or None,
+            config_version=w.get("config_version"),
+            details={**_write_details(w), "rule": e.rule, "detail": e.detail},
+        )
+
+    def _applied(self, e: ev.WriteApplied) -> None:
+        w = e.write
+        value, before = w.get("value"), e.before
+        overwrite = not is_empty(before) and not same_value(value, before, str(w.get("type")))
+        status = self.statuses.get(str(w["write_id"]))
+        self._status(w, status="applied", closed_position=self._pos, closed_at_us=self._at)
+        self.inserts["writes"].append(
+            {
+                "position": self._pos,
+                "at_us": self._at,
+                "write_id": str(w["write_id"]),
+                "system": e.system,
+                "record_id": e.record_id,
+                "company_id": w["company_id"],
+                "field": w["field"],
+                "source_system": w["source_system"],
+                "source_record_id": w["source_record_id"],
+                "source_field": w["source_field"],
+                "source_value": w.get("source_value"),
+                "before": before,
+                "value": value,
+                "overwrite": overwrite,
+                "skip_if_source_empty": bool(w.get("skip_if_source_empty")),
+                "skip_if_destination_has_value": bool(w.get("skip_if_destination_has_value")),
+                "config_version": int(w["config_version"]),
+                "trigger": w["trigger"],
+                "cause": w["cause"],
+                "planned_position": None if status is None else status["planned_position"],
+                "api_call": dict(e.api_call),
+            }
+        )
+        self._entry(
+            e.system,
+            e.record_id,
+            "write_applied",
+            f"{w['field']}: {before!r} → {value!r} written" + (" (overwrite)" if overwrite else ""),
+            company_id=w["company_id"],
+            field=w["field"],
+            cause=w["cause"],
+            config_version=int(w["config_version"]),
+            details={
+                **_write_details(w),
+                "before": before,
+                "overwrite": overwrite,
+                "api_call": dict(e.api_call),
+            },
+        )
+
+    def _failed(self, e: ev.WriteFailed) -> None:
+        w = e.write
+        closed = {} if e.retryable else {"closed_position": self._pos, "closed_at_us": self._at}
+        self._status(
+            w,
+            status="retrying" if e.retryable else "failed",
+            attempts=e.attempt,
+            error=f"{e.code}: {e.error}" if e.code else e.error,
+            **closed,
+        )
+        self._entry(
+            e.system,
+            e.record_id,
+            "write_failed",
+            f"{w['field']}: write failed (attempt {e.attempt}"
+            + (f", {e.code}" if e.code else "")
+            + f"): {e.error}"
+            + ("; will retry" if e.retryable else ""),
+            company_id=w.get("company_id"),
+            field=w["field"],
+            cause=w.get("cause"),
+            config_version=w.get("config_version"),
+            details={
+                **_write_details(w),
+                "error": e.error,
+                "code": e.code,
+                "retryable": e.retryable,
+                "attempt": e.attempt,
+            },
+        )
+
+
+def _write_details(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "write_id": item.get("write_id"),
+        "source_system": item.get("source_system"),
+        "source_record_id": item.get("source_record_id"),
+        "source_field": item.get("source_field"),
+        "source_value": item.get("source_value"),
+        "before": item.get("before"),
+        "value": item.get("value"),
+        "rules": [r for r in MAPPING_RULES if item.get(r)],
+        "trigger": item.get("trigger"),
+    }
