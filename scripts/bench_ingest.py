@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench_common import Database, Sample, Section, Target, rate, ratio
+from bench_common import Database, Sample, Section, Target, library_env, rate, ratio
 from bench_store import BATCH, RawApp, Tick, account_pages, measure_ledger, measure_raw
 
 from adapters.store import ledger_env
@@ -39,7 +39,8 @@ class IngestRow:
     db: Database
     ledger: Sample = field(default_factory=Sample)  # events/s
     accounts: Sample = field(default_factory=Sample)  # accounts/s
-    raw: Sample = field(default_factory=Sample)  # events/s
+    raw: Sample = field(default_factory=Sample)  # events/s, the library's recorder
+    chained: Sample = field(default_factory=Sample)  # events/s, syncledger's chained recorder
     ratio: Sample = field(default_factory=Sample)  # ledger ÷ raw, paired by run
     events: int = 0
 
@@ -59,9 +60,12 @@ def ingest_section(
             row.ledger.add(ledger_rate)
             row.accounts.add(n_accounts / seconds)
             with row.db.fresh() as url:
-                raw_stored, raw_seconds = measure_raw(ledger_env(url), stored, BATCH)
+                raw_stored, raw_seconds = measure_raw(library_env(url), stored, BATCH)
             raw_rate = raw_stored / raw_seconds
             row.raw.add(raw_rate)
+            with row.db.fresh() as url:
+                chained_stored, chained_seconds = measure_raw(ledger_env(url), stored, BATCH)
+            row.chained.add(chained_stored / chained_seconds)
             row.ratio.add(ledger_rate / raw_rate)
             progress(
                 f"ingest {row.db.label} run {rep + 1}/{repeats}: ledger {ledger_rate:,.0f} ev/s, "
@@ -70,14 +74,18 @@ def ingest_section(
     section = Section(
         title="1. Ingest: Salesforce poll pages into the ledger, next to raw append",
         method=f"""
-`LedgerApp` (the product's store configuration, `adapters.store.ledger_env`, default
-configuration with no mappings) ingests {n_accounts:,} new Salesforce accounts as poll pages of
+`LedgerApp` (the product's store configuration, `adapters.store.ledger_env`, which includes
+the hash-chained recorder of `adapters.chain`; default configuration with no mappings)
+ingests {n_accounts:,} new Salesforce accounts as poll pages of
 {BATCH} `AccountChange` facts, one `ingest()` call per page. Each page is one transaction of
 {2 * BATCH + 1} events: per account `AccountCreated` + `NotSynced` ("no Intercom company yet"),
 and one `LedgerAdvanced`. The time includes catching up, deciding, folding into the in-memory
 state and saving. Next to it, on a fresh store of the same database in the same run,
 eventsourcing's own `Application` appends the same number of events ({n_events:,}): new tiny
-aggregates, {BATCH} per `save()` (the time includes building the aggregates). Every measurement
+aggregates, {BATCH} per `save()` (the time includes building the aggregates), once on the
+library's own recorder ("raw append": the same settings without syncledger's recorder
+subclass) and once on syncledger's hash-chained recorder ("raw, chained"), which shows what
+the chain costs. Every measurement
 starts on an empty store (a new SQLite file, or a new PostgreSQL schema). {repeats} run(s) each,
 interleaved; median and min–max spread. The ratio is taken per run (ledger ÷ raw of the same
 run), then its median.
@@ -90,6 +98,7 @@ run), then its median.
             "spread",
             "raw append events/s",
             "spread",
+            "raw, chained events/s",
             "ledger ÷ raw",
             "spread",
             "events",
@@ -105,6 +114,7 @@ run), then its median.
                 row.accounts.spread(rate),
                 row.raw.show(rate),
                 row.raw.spread(rate),
+                row.chained.show(rate),
                 row.ratio.show(ratio),
                 row.ratio.spread(ratio),
                 f"{row.events:,}",
@@ -158,7 +168,7 @@ def _ledger_point(url: str, n_accounts: int) -> Point:
 
 
 def _raw_point(url: str, n_events: int) -> Point:
-    app = RawApp(env=ledger_env(url))
+    app = RawApp(env=library_env(url))
     try:
         marks: list[tuple[int, float]] = [(0, 0.0)]
         stored = 0

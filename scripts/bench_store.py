@@ -11,11 +11,13 @@ PostgreSQL schema that is dropped afterwards):
 
 * raw batched append: an ``Application`` subclass saving ``N`` small ``Created`` events of
   new aggregates, 200 per ``save()`` (one transaction each), on the built-in
-  ``eventsourcing.sqlite`` / ``eventsourcing.postgres`` recorders (configured exactly as
-  syncledger configures them, through ``adapters.store.ledger_env``) and on
-  ``eventsourcing_sqlalchemy`` over SQLite and PostgreSQL (psycopg 3);
-* ledger ingest: ``LedgerApp`` on the built-in stores, default (no-mapping) configuration,
-  ingesting poll pages of 200 new ``AccountChange`` facts per ``ingest()`` call;
+  ``eventsourcing.sqlite`` / ``eventsourcing.postgres`` recorders (configured as syncledger
+  configures them through ``adapters.store.ledger_env``, but with the library's own recorder
+  instead of syncledger's hash-chained subclass) and on ``eventsourcing_sqlalchemy`` over
+  SQLite and PostgreSQL (psycopg 3);
+* ledger ingest: ``LedgerApp`` on the built-in stores exactly as the product stores (with the
+  hash-chained recorder of ``adapters.chain``), default (no-mapping) configuration, ingesting
+  poll pages of 200 new ``AccountChange`` facts per ``ingest()`` call;
 * raw single-event append: one aggregate per ``save()``, on the built-in stores.
 
 Each measurement runs ``R`` times; the median and the min-max spread are printed, then a
@@ -40,11 +42,16 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from bench_common import PostgresAdmin, default_postgres_url, machine_info
+from bench_common import (
+    PostgresAdmin,
+    default_postgres_url,
+    library_env,
+    machine_info,
+    product_env,
+)
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from adapters.store import ledger_env
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange
 
@@ -152,7 +159,7 @@ def make_stores(tmp: Path, pg: PostgresAdmin | None) -> list[Store]:
             pg.drop_schema(schema)
 
     def builtin_sqlite(path: Path) -> dict[str, str]:
-        return ledger_env(f"sqlite:///{path}")
+        return library_env(f"sqlite:///{path}")
 
     def sqla_sqlite(path: Path) -> dict[str, str]:
         return {
@@ -163,7 +170,7 @@ def make_stores(tmp: Path, pg: PostgresAdmin | None) -> list[Store]:
     def builtin_pg(schema: str) -> dict[str, str]:
         assert pg is not None
         sep = "&" if "?" in pg.url else "?"
-        return ledger_env(f"{pg.url}{sep}schema={schema}")
+        return library_env(f"{pg.url}{sep}schema={schema}")
 
     def sqla_pg(schema: str) -> dict[str, str]:
         assert pg is not None
@@ -284,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
                 plan.append(
                     (
                         Result(s, "ledger", f"ledger ingest, {BATCH} accounts/txn"),
-                        lambda env: measure_ledger(env, n_accounts, BATCH),
+                        lambda env: measure_ledger(product_env(env), n_accounts, BATCH),
                     )
                 )
         for s in stores:
