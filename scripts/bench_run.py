@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
 
             def progress(message: str) -> None:
                 bar.update(task, description=message)
+                if not err.is_terminal:  # a log file gets every step as a line
+                    err.print(f"{time.perf_counter() - started:7.1f} s  {message}")
 
             for part in args.only:
                 progress(f"{part}: starting")
