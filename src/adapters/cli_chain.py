@@ -114,7 +114,8 @@ def _print(report: ChainReport, head: str | None) -> None:
         )
     Console(highlight=False).print(
         f"verified {report.verified} events, chain head {report.head.hex()}"
-        + (f" (position {report.head_position})" if report.head_position else "")
+        + (f" (position {report.head_position})" if report.head_position else ""),
+        soft_wrap=True,
     )
     if report.head_found is False:
         _fail(
