@@ -151,24 +151,37 @@ def demo(
     database_url: Annotated[
         str, typer.Option("--database-url", help="Where the demo ledger is stored.")
     ] = DEMO_DATABASE_URL,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            "--keep-running",
+            help="Leave the simulators and the service up afterwards (until Ctrl-C) and print "
+            "their URLs.",
+        ),
+    ] = False,
 ) -> None:
-    """Run a seeded story of changes through a fresh ledger and show what it recorded.
+    """Run the sync service between simulated Salesforce and Intercom, tell it a story, and
+    show what the ledger recorded.
 
-    Simulated Salesforce and Intercom (in memory) are seeded with a few hundred records; users
-    on both sides change them, the admin changes the configuration, and sync cycles run.
+    Starts both simulators (seeded with a few hundred records) and `syncledger serve` as child
+    processes on free loopback ports; users on both sides change records through the
+    simulators' REST APIs, the admin changes the configuration, and the service syncs.
     """
     out = _out()
     try:
         removed = reset_demo_database(database_url)
         if removed:
             out.print(f"Removed the previous demo ledger {escape(removed)}; starting afresh.")
-        run_demo(database_url, out)
+        run_demo(database_url, out, keep_running=keep_running)
     except DatabaseUrlError as exc:
         _fail(str(exc), 2)
     except PersistenceError as exc:
         _fail(f"cannot use the ledger at {database_url}: {exc}", 2)
     except DemoError as exc:
         _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; everything the demo started is stopped", 130)
+    out.print("Stopped: no simulator or service left running.")
 
 
 # --- config ----------------------------------------------------------------------------------

@@ -72,48 +72,6 @@ def test_help_lists_the_commands(runner: CliRunner) -> None:
     assert "intercom" in runner.invoke(app, ["simulate", "--help"]).output
 
 
-def test_demo_runs_on_a_fresh_ledger_and_prints_the_summary(
-    runner: CliRunner, tmp_path: Path
-) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    started = time.monotonic()
-    result = runner.invoke(app, ["demo", "--database-url", url])
-    assert result.exit_code == 0, result.output
-    assert time.monotonic() - started < 30
-    for heading in (
-        "Mappings",
-        "Writes applied by direction",
-        "Writes skipped by rule",
-        "Rejected values",
-        "Overwrites",
-        "Echoes recognised",
-        "Ledger",
-    ):
-        assert heading in result.output
-    again = runner.invoke(app, ["demo", "--database-url", url])
-    assert again.exit_code == 0
-    assert "Removed the previous demo ledger" in again.output
-    events = runner.invoke(app, ["events", "--database-url", url, "--limit", "3"])
-    assert events.exit_code == 0 and "ConfigurationApplied" in events.output
-
-
-def test_demo_uses_its_own_file_by_default(runner: CliRunner, tmp_path: Path) -> None:
-    assert runner.invoke(app, ["demo"]).exit_code == 0
-    assert (tmp_path / "syncledger-demo.db").exists()
-
-
-def test_demo_never_replaces_a_ledger_that_is_not_a_demo(runner: CliRunner, tmp_path: Path) -> None:
-    config = write(tmp_path / "sync.toml", demo_config().to_toml())
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    assert (
-        runner.invoke(app, ["config", "apply", str(config), "--database-url", url]).exit_code == 0
-    )
-    result = runner.invoke(app, ["demo", "--database-url", url])
-    assert result.exit_code == 1
-    assert "already holds events" in result.output
-    assert (tmp_path / "ledger.db").exists()
-
-
 def test_config_validate_accepts_a_valid_file(runner: CliRunner, tmp_path: Path) -> None:
     config = write(tmp_path / "sync.toml", demo_config().to_toml())
     result = runner.invoke(app, ["config", "validate", str(config)])
