@@ -352,3 +352,90 @@ class LedgerApp(Application[UUID]):
     ) -> LookupAnswer:
         """Convenience constructor for a :class:`ledger.facts.LookupAnswer`."""
         return LookupAnswer(system, field, tuple(keys), tuple(records))
+
+    # --- replays and backfills: runs in streams of their own ------------------------------
+    #
+    # A run appends to its own stream (``replay:<run_id>``, ``backfill:<run_id>``) and never
+    # touches the history it read; each append is one ledger transaction like any other.
+
+    def put_config(self, config: ActiveConfig) -> Recorded:
+        """Put an already resolved configuration in force, as its own version.
+
+        For a replay's shadow ledger, which re-derives recorded history under the configuration
+        in force or a proposed one (:mod:`ledger.replay`); production uses :meth:`apply_config`.
+        """
+        return self._transact("configuration", lambda d: d.configure(config))
+
+    def record_run(
+        self, stream: UUID, items: Sequence[tuple[type[ev.LedgerEvent], Mapping[str, Any]]]
+    ) -> Recorded:
+        """Append ``(event class, fields)`` items to a run's ``stream`` in one transaction."""
+        chosen = list(items)
+
+        def decide(d: Decider) -> None:
+            for cls, fields in chosen:
+                d.emit(cls, stream, **fields)
+
+        return self._transact(f"run {stream}", decide)
+
+    def run_events(self, stream: UUID) -> list[ev.LedgerEvent]:
+        """Every event of a run's ``stream``, in order."""
+        found: list[ev.LedgerEvent] = []
+        for stored in self.recorder.select_events(stream):
+            event = self.mapper.to_domain_event(stored)
+            assert isinstance(event, ev.LedgerEvent)
+            found.append(event)
+        return found
+
+    def events_of_type(self, cls: type[T]) -> list[T]:
+        """Every event of class ``cls`` in the ledger, oldest first (a topic-filtered read)."""
+        topic = getattr(cls, "TOPIC", "")
+        found: list[T] = []
+        start = 0
+        while True:
+            page = self.recorder.select_notifications(
+                start=start, limit=PAGE, topics=[topic], inclusive_of_start=False
+            )
+            for notification in page:
+                event = self._decode(notification)
+                assert isinstance(event, cls)
+                found.append(event)
+            if len(page) < PAGE:
+                return found
+            start = page[-1].id
+
+    def decide_backfill(self, run_stream: UUID, run_id: str, keys: Sequence[str]) -> Recorded:
+        """Map and plan every mapped attribute of ``keys`` (see :mod:`ledger.replay_backfill`),
+        and note them done in the backfill's ``run_stream``, in one transaction."""
+        from ledger.replay_backfill import decide_keys
+
+        chosen = sorted(set(keys))
+
+        def decide(d: Decider) -> None:
+            decide_keys(d, run_stream, run_id, chosen)
+
+        return self._transact("backfill", decide)
+
+    def preview(self, facts: Sequence[Fact], keys: Sequence[str]) -> tuple[ev.LedgerEvent, ...]:
+        """What ingesting ``facts`` and then backfilling ``keys`` would record, without
+        recording anything: the decisions are taken on the live state and rolled back."""
+        from ledger.replay_backfill import PREVIEW_STREAM, decide_keys
+
+        chosen = sorted(set(keys))
+        with self._lock:
+            self.catch_up()
+            captured: list[ev.LedgerEvent] = []
+            try:
+                with self.state.transaction():
+                    decider = Decider(self.state, self.clock())
+                    decider.ingest(facts)
+                    decide_keys(decider, PREVIEW_STREAM, "preview", chosen)
+                    captured = list(decider.events)
+                    raise _RolledBack
+            except _RolledBack:
+                pass
+            return tuple(captured)
+
+
+class _RolledBack(Exception):
+    """Ends a preview's state transaction so that everything it changed is undone."""

@@ -86,6 +86,8 @@ class SalesforceState:
         self.cursors = QueryCursors()
         self._seq = 0
         self._last_stamp: datetime | None = None
+        #: every update applied, in order: (Id, the values set) — tests count writes with it
+        self.update_log: list[tuple[str, dict[str, Any]]] = []
 
     # -- seeding -------------------------------------------------------------------------------
     @classmethod
@@ -182,6 +184,7 @@ class SalesforceState:
 
     def _update(self, row: dict[str, Any], values: Mapping[str, Any]) -> None:
         row.update(values)
+        self.update_log.append((row["Id"], dict(values)))
         row["LastModifiedDate"] = row["SystemModstamp"] = self._stamp()
 
     def _delete(self, row: dict[str, Any]) -> None:
