@@ -584,9 +584,10 @@ def simulate_salesforce(
 
 
 def _register_feature_commands() -> None:
-    from adapters import cli_audit, cli_replay
+    from adapters import cli_audit, cli_chain, cli_replay
 
     cli_audit.register(app)
+    cli_chain.register(app)
     cli_replay.register(app)
 
 
