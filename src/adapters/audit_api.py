@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
     PlainTextResponse,
@@ -37,9 +38,16 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
-from adapters.auth import AUDIT_READ, COOKIE, SYNC_OPERATE, Authorizer
+from adapters.auth import (
+    AUDIT_READ,
+    COOKIE,
+    KEY_RESPONSES,
+    SYNC_OPERATE,
+    Authorizer,
+    Problem,
+)
 from ledger.application import LedgerApp
 from projections.queries import MAX_LIMIT, Audit
 from projections.views import (
@@ -94,12 +102,24 @@ WRITE_COLUMNS = (
     "api_call",
 )
 
-Text = Annotated[str, Query(min_length=1, max_length=255, pattern=TEXT)]
+
+def _iso(value: Any) -> Any:
+    """Only ISO-8601 text is a time here (pydantic would also take Unix seconds)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            raise ValueError("not an ISO-8601 date and time, e.g. 2026-01-31T09:00:00Z") from None
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso)]
 Since = Annotated[
-    datetime | None, Query(description="From this instant (inclusive), ISO-8601; UTC if no zone.")
+    IsoTime | None, Query(description="From this instant (inclusive), ISO-8601; UTC if no zone.")
 ]
 Until = Annotated[
-    datetime | None, Query(description="Up to this instant (exclusive), ISO-8601; UTC if no zone.")
+    IsoTime | None, Query(description="Up to this instant (exclusive), ISO-8601; UTC if no zone.")
 ]
 
 
@@ -137,21 +157,35 @@ class ConfigOut(BaseModel):
     toml: str
 
 
+def invalid(parameter: str, message: str) -> RequestValidationError:
+    """A 422 answer in FastAPI's validation-error shape, naming the query ``parameter``."""
+    return RequestValidationError(
+        [{"loc": ("query", parameter), "msg": message, "type": "value_error"}]
+    )
+
+
 def instant(value: datetime | None, name: str) -> datetime | None:
-    """``value`` as a UTC datetime (naive taken as UTC); 422 when it cannot be one."""
+    """``value`` as a UTC datetime (naive taken as UTC). An instant beyond what a datetime can
+    hold in UTC (``9999-12-31T23:59:59-14:00``) is clamped to the first or last one."""
     if value is None:
         return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     try:
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise HTTPException(422, f"{name}: {value.isoformat()} is out of range") from None
+    except OverflowError:
+        return (datetime.max if aware.year > 1 else datetime.min).replace(tzinfo=UTC)
 
 
 def audit_router(ledger: LedgerApp, auth: Authorizer, audit: Audit | None) -> APIRouter:
     """The audit routes over ``ledger`` and its read models (``audit``; without them the
     routes that need them answer 503)."""
-    router = APIRouter(tags=["audit"])
+    router = APIRouter(
+        tags=["audit"],
+        responses={
+            **KEY_RESPONSES,
+            503: {"model": Problem, "description": "The read models are unavailable."},
+        },
+    )
     read = auth.requires(AUDIT_READ)
 
     def models() -> Audit:
@@ -180,7 +214,7 @@ def audit_router(ledger: LedgerApp, auth: Authorizer, audit: Audit | None) -> AP
     @router.get("/mappings", dependencies=[read], response_model=MappingTable)
     def mappings(
         as_of: Annotated[
-            datetime | None,
+            IsoTime | None,
             Query(description="The table as it was at this instant (ISO-8601); now if absent."),
         ] = None,
         position: Annotated[
@@ -196,7 +230,7 @@ def audit_router(ledger: LedgerApp, auth: Authorizer, audit: Audit | None) -> AP
         """The mapping table (company ↔ account) now, as of an instant, or after a ledger
         position, by company_id. Scope: `audit:read`."""
         if as_of is not None and position is not None:
-            raise HTTPException(422, "give as_of or position, not both")
+            raise invalid("as_of", "give as_of or position, not both")
         return models().mappings_as_of(
             instant(as_of, "as_of"), position=position, after=after, limit=limit
         )
@@ -311,7 +345,7 @@ def audit_router(ledger: LedgerApp, auth: Authorizer, audit: Audit | None) -> AP
         `intercom_id`, `account_id`. Scope: `audit:read`."""
         given = [v for v in (company_id, intercom_id, account_id) if v is not None]
         if len(given) != 1:
-            raise HTTPException(422, "give exactly one of company_id, intercom_id, account_id")
+            raise invalid("company_id", "give exactly one of company_id, intercom_id, account_id")
         return models().explain(
             company_id=company_id, intercom_id=intercom_id, account_id=account_id
         )
@@ -355,6 +389,7 @@ def audit_router(ledger: LedgerApp, auth: Authorizer, audit: Audit | None) -> AP
         dependencies=[auth.requires(SYNC_OPERATE)],
         response_model=ConfigOut,
         tags=["operations"],
+        responses=KEY_RESPONSES,
     )
     def config() -> ConfigOut:
         """The configuration in force, with its version. Scope: `sync:operate`."""
@@ -466,7 +501,7 @@ class _Filters:
             return None
         try:
             return instant(datetime.fromisoformat(text), name)
-        except (ValueError, HTTPException):
+        except ValueError:
             self.problems.append(
                 f"{name}: {text!r} is not a date and time such as 2026-01-31T09:00"
             )

@@ -32,6 +32,7 @@ from fastapi import Depends, HTTPException, Request, Security, routing
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from adapters.settings import API_SCOPES, ApiKeys
@@ -39,6 +40,7 @@ from adapters.settings import API_SCOPES, ApiKeys
 __all__ = [
     "AUDIT_READ",
     "COOKIE",
+    "KEY_RESPONSES",
     "REPLAY_EXECUTE",
     "SYNC_OPERATE",
     "Access",
@@ -46,6 +48,7 @@ __all__ = [
     "KeyAccess",
     "LoginRequired",
     "Principal",
+    "Problem",
     "PublicAccess",
     "access_of",
     "api_routes",
@@ -66,6 +69,19 @@ _bearer = HTTPBearer(
     scheme_name="ApiKey",
     description="An API key from SYNCLEDGER_API_KEYS, sent as `Authorization: Bearer <key>`.",
 )
+
+
+class Problem(BaseModel):
+    """An error answer: what was wrong and what to do."""
+
+    detail: str
+
+
+#: The answers of a route that needs a key, for its OpenAPI ``responses``.
+KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No API key, or an unknown one (`WWW-Authenticate`)."},
+    403: {"model": Problem, "description": "The API key lacks the route's scope."},
+}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -38,8 +39,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.audit_api import audit_router, review_router
-from adapters.auth import AUDIT_READ, Authorizer, LoginRequired
+from adapters.audit_api import audit_router, invalid, review_router
+from adapters.auth import AUDIT_READ, KEY_RESPONSES, Authorizer, LoginRequired
 from adapters.service import MAX_WEBHOOK_BYTES, SyncWorker, Verdict, WebhookIntake, log
 from adapters.settings import ApiKeys
 from ledger.application import LedgerApp
@@ -47,6 +48,66 @@ from projections.queries import Audit, AuditQueryError
 
 #: How long a webhook delivery waits for the ledger before it is answered 503.
 STORE_TIMEOUT = 10.0
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Stored (`accepted`), seen before (`duplicate`), or not about companies "
+        "(`ignored`).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"enum": ["accepted", "duplicate", "ignored"]},
+                        "id": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                    "required": ["status"],
+                }
+            }
+        },
+    },
+    **{
+        status: {"description": why, "content": {"application/json": {"schema": _ERROR}}}
+        for status, why in {
+            400: "Not a company notification_event.",
+            401: "Missing or wrong X-Hub-Signature.",
+            413: "Body over 1 MiB.",
+            503: "The ledger cannot store it now; Intercom retries.",
+        }.items()
+    },
+}
+#: The webhook's request as OpenAPI describes it (the route reads the raw body to verify it).
+WEBHOOK_REQUEST: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "X-Hub-Signature",
+            "in": "header",
+            "required": False,
+            "description": "`sha1=` HMAC-SHA1 of the raw body with the app's client secret.",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "An Intercom `notification_event` about a company.",
+                    "properties": {
+                        "type": {"const": "notification_event"},
+                        "id": {"type": "string"},
+                        "topic": {"type": "string"},
+                        "data": {"type": "object"},
+                    },
+                    "required": ["type", "id", "topic", "data"],
+                }
+            }
+        },
+    },
+}
 
 
 def create_app(
@@ -90,7 +151,7 @@ def create_app(
         title="syncledger",
         summary="Salesforce Accounts ⇄ Intercom Companies sync, recorded in an event ledger.",
         lifespan=lifespan,
-        dependencies=[Depends(Authorizer.guard)],
+        dependencies=[Depends(Authorizer.guard), Depends(known_query_parameters)],
     )
     api.add_middleware(CountRequests, counter=requests)
 
@@ -99,8 +160,8 @@ def create_app(
         return RedirectResponse(exc.location, status_code=303)
 
     @api.exception_handler(AuditQueryError)
-    async def bad_query(_: Request, exc: AuditQueryError) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    async def bad_query(request: Request, exc: AuditQueryError) -> Response:
+        return await request_validation_exception_handler(request, invalid("query", str(exc)))
 
     @api.exception_handler(SQLAlchemyError)
     async def store_down(_: Request, exc: SQLAlchemyError) -> Response:
@@ -113,6 +174,8 @@ def create_app(
         "/webhooks/intercom",
         tags=["intake"],
         dependencies=[auth.public("Intercom signs each delivery; the signature is checked")],
+        responses=WEBHOOK_RESPONSES,
+        openapi_extra=WEBHOOK_REQUEST,
     )
     async def intercom_webhook(request: Request) -> JSONResponse:
         """Intercom company notifications, signed with the app's client secret."""
@@ -176,7 +239,16 @@ def create_app(
         tags=["operations"],
         dependencies=[auth.requires(AUDIT_READ)],
         response_class=Response,
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        responses={
+            200: {
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/openmetrics-text": {"schema": {"type": "string"}},
+                },
+                "description": "Prometheus text format (OpenMetrics when asked for by Accept).",
+            },
+            **KEY_RESPONSES,
+        },
     )
     def metrics(request: Request) -> Response:
         """Prometheus metrics: webhooks, the ledger, writes, API budget, HTTP use, cycles.
@@ -194,6 +266,27 @@ def _answer(verdict: Verdict) -> JSONResponse:
     if verdict.status == 200:
         return JSONResponse({"status": verdict.detail.split(":")[0], "detail": verdict.detail})
     return JSONResponse({"error": verdict.detail}, status_code=verdict.status)
+
+
+def known_query_parameters(request: Request) -> None:
+    """App-wide: refuse (422) query parameters an API route does not declare, so a misspelt
+    filter (``?feild=Industry``) is an error instead of a silently unfiltered answer. The
+    browser pages (not in the schema) read their form leniently and are left alone."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not getattr(route, "include_in_schema", False):
+        return
+    known = set(_query_names(dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise invalid(unknown[0], f"unknown query parameter (this route takes: {allowed})")
+
+
+def _query_names(dependant: Any) -> Iterator[str]:
+    yield from (param.alias for param in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)
 
 
 class CountRequests:

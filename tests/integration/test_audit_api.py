@@ -6,6 +6,8 @@ systems, so every event is one the service itself would record.
 
 from __future__ import annotations
 
+import csv
+import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,8 @@ from adapters.service import WebhookIntake
 from adapters.settings import ApiKeys
 from adapters.store import ledger_env
 from ledger.application import LedgerApp
+from projections.projector import Projector
+from projections.queries import Audit
 from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
 
 with warnings.catch_warnings():
@@ -55,30 +59,34 @@ class Story:
         self.company = ic.create("k1", {"name": "Acme Old", "industry": "Banking"})
         # k2: a pair whose account has no industry yet (a write, not an overwrite).
         self.account2 = sf.create(AccountNumber="k2", Name="Beta")
-        self.company2 = ic.create("k2", {"name": "Beta", "industry": "Energy"})
+        self.company2 = ic.create("k2", {"name": "Beta", "industry": "Agriculture"})
         # Never synced: a person account, a company without company_id, a company alone.
         self.person = sf.create(AccountNumber="k3", Name="Jo Doe", person=True)
         self.anonymous = ic.create(None, {"name": "Lead Co"})
         self.lonely = ic.create("k9", {"name": "Nobody"})
         run_cycle(self.ledger, sf, ic)
         run_cycle(self.ledger, sf, ic)  # echoes of the first cycle's writes
-        ic.update(self.company, industry="Energy")  # a second overwrite of Industry on k1
+        ic.update(self.company, industry="Technology")  # a second overwrite of Industry on k1
+        ic.update(self.company2, industry="Energy")  # not in the picklist: a rejected value
         run_cycle(self.ledger, sf, ic)
         self.sf, self.ic = sf, ic
+        self.audit: Audit
 
 
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     path: Path = tmp_path_factory.mktemp("audit") / "ledger.db"
     made = Story(f"sqlite:///{path}")
+    made.audit = Audit(Projector.open(made.ledger, f"sqlite:///{path}"))
     yield made
+    made.audit.projector.close()
     made.ledger.close()
 
 
 @pytest.fixture(scope="module")
 def client(story: Story) -> Iterator[TestClient]:
     intake = WebhookIntake(story.ledger, "client-secret")
-    with TestClient(create_app(intake, None, api_keys=KEYS)) as test_client:
+    with TestClient(create_app(intake, None, api_keys=KEYS, audit=story.audit)) as test_client:
         yield test_client
 
 
@@ -240,3 +248,145 @@ def test_metrics_are_prometheus_text(client: TestClient, story: Story) -> None:
     assert 'syncledger_pending_writes{system="salesforce"} 0.0' in text
     assert 'syncledger_http_requests_total{method="GET",route="/events",status="200"}' in text
     assert 'syncledger_api_calls_used{system="salesforce"}' in text
+
+
+# --- the read models -------------------------------------------------------------------------
+
+
+def test_who_overwrote_industry_on_the_account_when_from_what_to_what_under_which_rule(
+    client: TestClient, story: Story
+) -> None:
+    answer = client.get(
+        "/writes",
+        params={"field": "Industry", "record_id": story.account, "overwrites_only": "true"},
+        headers=bearer(READER),
+    )
+    assert answer.status_code == 200
+    writes = answer.json()["writes"]
+    assert [(w["before"], w["value"]) for w in writes] == [
+        ("Retail", "Banking"),
+        ("Banking", "Technology"),
+    ]
+    first = writes[0]
+    assert first["overwrite"] is True and first["rules"] == []
+    assert first["config_version"] == 1 and first["trigger"] == "company_created"
+    assert first["source_record_id"] == story.company and first["source_field"] == "industry"
+    assert first["at"].startswith("2026-01-01T") and first["cause"]
+    assert first["api_call"]["record_id"] == story.account
+
+
+def test_writes_filter_page_and_export_as_csv(client: TestClient, story: Story) -> None:
+    everything = client.get("/writes", headers=bearer(READER)).json()["writes"]
+    overwrites = [w for w in everything if w["overwrite"]]
+    assert len(everything) > len(overwrites) >= 3  # k2's Industry was empty: not an overwrite
+    paged: list[dict[str, object]] = []
+    after: int | None = 0
+    while after is not None:
+        page = client.get("/writes", params={"after": after, "limit": 2}, headers=bearer(READER))
+        paged += page.json()["writes"]
+        after = page.json()["next_after"]
+    assert paged == everything
+    csv_answer = client.get(
+        "/writes", params={"format": "csv", "overwrites_only": "true"}, headers=bearer(READER)
+    )
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_answer.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(csv_answer.text)))
+    assert [(r["record_id"], r["field"], r["before"], r["value"]) for r in rows] == [
+        (w["record_id"], w["field"], w["before"], w["value"]) for w in overwrites
+    ]
+    assert all(r["overwrite"] == "true" for r in rows)
+
+
+def test_mappings_now_and_as_of_an_instant(client: TestClient, story: Story) -> None:
+    now = client.get("/mappings", headers=bearer(READER)).json()
+    assert [m["company_id"] for m in now["mappings"]] == ["k1", "k2"]
+    assert now["mappings"][0]["salesforce_id"] == story.account
+    before = client.get(
+        "/mappings", params={"as_of": "2025-12-31T23:59:59Z"}, headers=bearer(READER)
+    ).json()
+    assert before["mappings"] == []
+    naive = client.get("/mappings", params={"as_of": "2030-01-01T00:00:00"}, headers=bearer(READER))
+    assert [m["company_id"] for m in naive.json()["mappings"]] == ["k1", "k2"]
+
+
+def test_a_record_history_is_its_timeline(client: TestClient, story: Story) -> None:
+    account = client.get(f"/history/account/{story.account}", headers=bearer(READER)).json()
+    assert account["known"] is True and account["company_id"] == "k1"
+    categories = [e["category"] for e in account["entries"]]
+    assert "mapping" in categories and categories.count("write_applied") == 2
+    company = client.get(f"/history/company/{story.company}", headers=bearer(READER)).json()
+    assert company["known"] is True and company["system"] == "intercom"
+    unknown = client.get("/history/company/nope", headers=bearer(READER)).json()
+    assert unknown["known"] is False and unknown["entries"] == []
+
+
+def test_explain_answers_why_or_why_not(client: TestClient, story: Story) -> None:
+    synced = client.get("/explain", params={"company_id": "k1"}, headers=bearer(READER)).json()
+    assert synced["status"] == "synced" and synced["counterpart_id"] == story.account
+    waiting = client.get("/explain", params={"company_id": "k9"}, headers=bearer(READER)).json()
+    assert waiting["status"] == "not_synced" and "k9" in waiting["summary"]
+    person = client.get("/explain", params={"account_id": story.person}, headers=bearer(READER))
+    assert person.json()["status"] == "ignored"
+    assert "person account" in person.json()["summary"]
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"company_id": "k1", "account_id": "001"}, {"company_id": "\x00"}]
+)
+def test_explain_needs_exactly_one_clean_subject(
+    client: TestClient, params: dict[str, str]
+) -> None:
+    answer = client.get("/explain", params=params, headers=bearer(READER))
+    assert answer.status_code == 422
+    assert answer.json()["detail"]
+
+
+def test_ignored_rejected_and_api_usage(client: TestClient, story: Story) -> None:
+    ignored = client.get("/ignored", headers=bearer(READER)).json()
+    assert {i["record_id"] for i in ignored} == {story.person, story.anonymous}
+    rejected = client.get("/rejected", headers=bearer(READER)).json()
+    assert [(r["field"], r["source_value"]) for r in rejected] == [("Industry", "Energy")]
+    usage = client.get("/api-usage", headers=bearer(READER)).json()
+    assert usage and usage[-1]["system"] == "salesforce" and usage[-1]["limit"] == 100_000
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        ("/mappings", {"as_of": "yesterday"}),
+        ("/mappings", {"as_of": "1.5"}),
+        ("/mappings", {"as_of": "2026-01-01T00:00:00Z", "position": 3}),
+        ("/writes", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
+        ("/writes", {"feild": "Industry"}),
+        ("/writes", {"rule": "sometimes"}),
+        ("/writes", {"format": "xml"}),
+        ("/writes", {"field": "Name\x00"}),
+        ("/history/account/a%01b", {}),
+        ("/api-usage", {"system": "zendesk"}),
+    ],
+)
+def test_bad_parameters_are_422_never_500(
+    client: TestClient, url: str, params: dict[str, object]
+) -> None:
+    answer = client.get(url, params=params, headers=bearer(READER))
+    assert answer.status_code == 422, answer.text
+
+
+def test_instants_beyond_the_representable_range_are_clamped(client: TestClient) -> None:
+    late = client.get(
+        "/mappings", params={"as_of": "9999-12-31T23:59:59-14:00"}, headers=bearer(READER)
+    )
+    assert [m["company_id"] for m in late.json()["mappings"]] == ["k1", "k2"]
+    early = client.get(
+        "/writes", params={"until": "0001-01-01T00:00:00+14:00"}, headers=bearer(READER)
+    )
+    assert early.status_code == 200 and early.json()["writes"] == []
+
+
+def test_config_shows_the_configuration_in_force(client: TestClient) -> None:
+    answer = client.get("/config", headers=bearer(OPERATOR))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["version"] == 1 and body["identifier_field"] == "AccountNumber"
+    assert 'salesforce = "Industry"' in body["toml"]
