@@ -5,7 +5,8 @@ an httpx client at it with ``Authorization: Bearer <token>``. It speaks the shap
 PART B: ``error.list`` bodies, ``X-RateLimit-*`` headers on every API response, a per-10-second
 call budget answered with 429 + ``Retry-After``, the ``Intercom-Version`` header, page lists,
 the one-at-a-time scroll, and signed ``notification_event`` webhooks. ``/_sim/*`` endpoints
-(no auth) expose call counters and the webhook log.
+(no auth) expose call counters and the webhook log, and ``POST /_sim/qualified_companies``
+creates a company as Messenger qualification does (no ``company_id``).
 
 Known, deliberate differences from the real API:
 
@@ -387,6 +388,10 @@ def create_intercom_app(
     async def sim_reset_counters() -> JSONResponse:
         sim.reset_counters()
         return JSONResponse({"counters": {}, "total": 0, "intercom_versions": {}})
+
+    @app.post("/_sim/qualified_companies")
+    async def sim_qualified_company(request: Request) -> JSONResponse:
+        return JSONResponse(sim.qualify_company(await _json_object(request)))
 
     @app.get("/_sim/webhooks")
     async def sim_webhooks() -> JSONResponse:

@@ -74,8 +74,11 @@ class CompanyRecords:
         """The first company (creation order) named exactly ``name``, or None."""
         return next((c for c in self._by_id.values() if c["name"] == name), None)
 
-    def create(self, company_id: str, write: CompanyWrite, intercom_id: str | None = None) -> JSON:
-        """Store a new company with Intercom's defaults, then ``write`` applied."""
+    def create(
+        self, company_id: str | None, write: CompanyWrite, intercom_id: str | None = None
+    ) -> JSON:
+        """Store a new company with Intercom's defaults, then ``write`` applied (``company_id``
+        None: a company created by Messenger qualification, which has none)."""
         now = int(self._now())
         intercom_id = intercom_id or self._new_id()
         if intercom_id in self._by_id:
@@ -103,7 +106,8 @@ class CompanyRecords:
         }
         self.apply(company, write)
         self._by_id[intercom_id] = company
-        self._by_company_id[company_id] = intercom_id
+        if company_id is not None:
+            self._by_company_id[company_id] = intercom_id
         self._seq[intercom_id] = self._next_seq
         self._next_seq += 1
         return company
@@ -119,7 +123,7 @@ class CompanyRecords:
         """Delete and return the stored company, or 404."""
         company = self.require(intercom_id)
         del self._by_id[intercom_id]
-        del self._by_company_id[company["company_id"]]
+        self._by_company_id.pop(company["company_id"], None)
         del self._seq[intercom_id]
         return company
 

@@ -108,6 +108,13 @@ class IntercomState:
                 raise parameter_invalid("company_id cannot be updated", "company_id")
             return self._update(company, self._prepare(body))
 
+    def qualify_company(self, body: Mapping[str, Any]) -> JSON:
+        """A company created by Messenger qualification (a visitor typed its name): it has no
+        ``company_id``, and a ``company.created`` webhook is sent as for any other company."""
+        _refuse_unknown(body, set())
+        with self._lock:
+            return self._create(None, self._prepare(body))
+
     def find(self, intercom_id: str) -> JSON:
         """``GET /companies/{id}``, or 404."""
         with self._lock:
@@ -363,7 +370,7 @@ class IntercomState:
             extra["last_request_at"] = self._timestamp()
         return CompanyWrite(fields, custom, extra)
 
-    def _create(self, company_id: str, write: CompanyWrite) -> JSON:
+    def _create(self, company_id: str | None, write: CompanyWrite) -> JSON:
         company = self._companies.create(company_id, write)
         self._emit("company.created", company)
         return copy.deepcopy(company)
