@@ -386,7 +386,7 @@ def whatif_identifier(
         result = identifier_what_if(candidate, accounts, companies, ledger.mappings())
     _render_whatif(result, ledger.config.identifier.name, refresh, out)
     if output is not None:
-        body = {**result.counts(), "field": result.candidate, "stay": result.stay,
+        body = {"field": result.candidate, "counts": result.counts(), "stay": result.stay,
                 "lost": result.lost, "new": result.new, "ties": result.ties}  # fmt: skip
         output.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
 
