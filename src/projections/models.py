@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 #: Bump when a table changes: projections of another version are dropped and rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -149,8 +149,8 @@ writes = Table(
     Column("planned_position", BigInteger),
     Column("api_call", JSON, nullable=False),
     Index("ix_proj_writes_at", "at_us", "position"),
-    Index("ix_proj_writes_field", "field", "at_us"),
-    Index("ix_proj_writes_overwrite", "overwrite", "at_us"),
+    Index("ix_proj_writes_field", "field", "overwrite", "position"),
+    Index("ix_proj_writes_overwrite", "overwrite", "position"),
     Index("ix_proj_writes_record", "system", "record_id", "position"),
     Index("ix_proj_writes_key", "company_id", "position"),
 )

@@ -598,17 +598,18 @@ class _Explainer:
         t = m.write_status
         found: dict[str, list[WriteStatusView]] = {"pending": [], "failed": []}
         for group, statuses in (("pending", ("planned", "retrying")), ("failed", ("failed",))):
-            rows = self.conn.execute(
-                select(t)
-                .where(
-                    or_(
-                        and_(t.c.system == system, t.c.record_id == record_id),
-                        and_(t.c.source_system == system, t.c.source_record_id == record_id),
-                    ),
-                    t.c.status.in_(statuses),
+            rows: dict[str, Any] = {}
+            for where in (
+                and_(t.c.system == system, t.c.record_id == record_id),
+                and_(t.c.source_system == system, t.c.source_record_id == record_id),
+            ):
+                query = (
+                    select(t)
+                    .where(where, t.c.status.in_(statuses))
+                    .order_by(t.c.planned_position.desc())
+                    .limit(EXPLAIN_WRITES)
                 )
-                .order_by(t.c.planned_position.desc())
-                .limit(EXPLAIN_WRITES)
-            )
-            found[group] = [_status(r._mapping) for r in rows][::-1]
+                rows.update((r.write_id, r._mapping) for r in self.conn.execute(query))
+            newest = sorted(rows.values(), key=lambda r: r["planned_position"])[-EXPLAIN_WRITES:]
+            found[group] = [_status(r) for r in newest]
         return found["pending"], found["failed"]
