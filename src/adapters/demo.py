@@ -645,21 +645,19 @@ class _Demo:
 
 def _keep_running(stack: Stack, console: Console) -> None:
     """Print where everything is, then wait for Ctrl-C (or a child that stops)."""
-    pids = {c.name: c.process.pid for c in stack.children}
-    rows = [
-        ("Salesforce simulator", f"{stack.sf_url}{SF_API}/  (pid {pids['Salesforce simulator']})"),
-        ("Intercom simulator", f"{stack.ic_url}/companies  (pid {pids['Intercom simulator']})"),
-        ("sync service health", f"{stack.service_url}/health  (pid {pids['sync service']})"),
-        ("webhook URL", stack.webhook_url),
-        ("bearer token (both)", TOKEN),
-        ("their logs", f"{stack.workdir}/"),
-    ]
-    table = _table("Running (until Ctrl-C)", "", "", header=False)
-    for name, where in rows:
-        table.add_row(name, where)
+    where = {
+        "Salesforce simulator": f"{stack.sf_url}{SF_API}/",
+        "Intercom simulator": f"{stack.ic_url}/companies",
+        "sync service": f"{stack.service_url}/health",
+    }
+    table = _table("Running (until Ctrl-C)", "", "", "pid", header=False)
+    for child in stack.children:
+        table.add_row(child.name, where[child.name], str(child.process.pid))
+    table.add_row("webhook URL", stack.webhook_url, "")
+    table.add_row("bearer token (both)", TOKEN, "")
+    table.add_row("their logs", f"{stack.workdir}/", "")
     console.print(table)
-    console.print("Point syncledger at them (sync --once, events, config; or serve on another")
-    console.print("database once this one is stopped):")
+    console.print("The settings that point syncledger (sync --once, events, config) at them:")
     for name, value in stack.settings().items():
         console.print(f"  export {name}={value}", soft_wrap=True, highlight=False)
     try:

@@ -65,6 +65,8 @@ class Demo:
         self.process = subprocess.Popen(
             [str(SYNCLEDGER), "demo", *args], cwd=cwd, env=demo_env(cwd), text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            # Ctrl-C must reach it even when pytest runs as a background job (which ignores it)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
