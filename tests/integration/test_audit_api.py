@@ -390,3 +390,18 @@ def test_config_shows_the_configuration_in_force(client: TestClient) -> None:
     body = answer.json()
     assert body["version"] == 1 and body["identifier_field"] == "AccountNumber"
     assert 'salesforce = "Industry"' in body["toml"]
+
+
+def test_the_login_form_sets_an_httponly_cookie_and_never_redirects_off_the_review_pages(
+    client: TestClient,
+) -> None:
+    answer = client.post(
+        "/review/login",
+        content=f"key={READER}&next=//evil.example/review",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/review"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/review" in cookie
+    client.cookies.clear()
