@@ -458,7 +458,15 @@ def run_demo(
     Ctrl-C or SIGTERM (after stopping every child process).
     """
     url = _absolute(database_url)
-    app = LedgerApp(env=ledger_env(url))
+    env = ledger_env(url)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.popo" or "memory" in env.get(
+        "SQLITE_DBNAME", ""
+    ):
+        raise DemoError(
+            f"the demo's service runs in its own process and cannot share the in-memory ledger "
+            f"{database_url}: give a SQLite file or a PostgreSQL URL"
+        )
+    app = LedgerApp(env=env)
     workdir = Path(tempfile.mkdtemp(prefix="syncledger-demo-"))
     keep_logs = False
     try:

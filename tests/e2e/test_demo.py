@@ -266,6 +266,14 @@ def test_a_ledger_that_is_not_a_demo_is_never_replaced(
     assert (tmp_path / "ledger.db").exists()
 
 
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///:memory:"])
+def test_an_in_memory_ledger_is_refused_in_one_line(url: str) -> None:
+    result = CliRunner().invoke(app, ["demo", "--database-url", url])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "cannot share the in-memory ledger" in lines[0]
+
+
 def test_only_a_previous_demo_ledger_is_reset(tmp_path: Path) -> None:
     demo_db, other = tmp_path / "my-demo.db", tmp_path / "ledger.db"
     for path in (demo_db, Path(f"{demo_db}-wal"), other):
