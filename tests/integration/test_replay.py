@@ -374,3 +374,45 @@ def test_replay_pauses_at_the_bulk_tier_and_resumes(
         assert max(written(w.sandbox).values()) == 1
         [finished] = w.app.events_of_type(ev.ReplayFinished)
         assert finished.outcome == "completed" and finished.applied == 450
+
+
+# --- over HTTP -----------------------------------------------------------------------------
+
+
+def test_replays_over_http_need_the_scope_and_report_from_the_ledger(world: World) -> None:
+    import time
+
+    import httpx
+    from fastapi import Depends, FastAPI
+
+    from adapters.auth import REPLAY_EXECUTE, Authorizer
+    from adapters.replay_api import replay_router
+    from adapters.settings import ApiKeys, load_settings
+
+    keys = ApiKeys({"k-replay": ["replay:execute"], "k-audit": ["audit:read"]})
+    auth = Authorizer(keys)
+    api = FastAPI(dependencies=[Depends(auth.guard)])
+    settings = load_settings(world.env())
+    api.include_router(replay_router(world.app, settings, auth.requires(REPLAY_EXECUTE)))
+    body = {"target_instance_url": world.sandbox_url, "target_session_id": "sim-token"}
+    with serving(api) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/replays", json=body).status_code == 401
+        denied = client.post("/replays", json=body, headers={"Authorization": "Bearer k-audit"})
+        assert denied.status_code == 403
+        ok = {"Authorization": "Bearer k-replay"}
+        refused = client.post(
+            "/replays", json={**body, "target_instance_url": world.prod_url}, headers=ok
+        )
+        assert refused.status_code == 422 and "not a sandbox" in refused.json()["detail"]
+        started = client.post("/replays", json={**body, "dry_run": True}, headers=ok)
+        assert started.status_code == 202, started.text
+        run_id = started.json()["id"]
+        for _ in range(200):
+            shown = client.get(f"/replays/{run_id}", headers=ok).json()
+            if shown["state"] not in ("planning", "running"):
+                break
+            time.sleep(0.05)
+        assert shown["state"] == "dry run" and shown["dry_run"] is True
+        assert shown["plan"]["writes"] > 0 and shown["target_org_id"] == SANDBOX_ORG
+        assert world.sandbox.update_log == []
+        assert client.get("/replays/nope", headers=ok).status_code == 404
