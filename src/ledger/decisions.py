@@ -130,6 +130,7 @@ class Decider:
         st = self.state
         prev = st.companies.get(change.intercom_id)
         attrs = dict(change.attributes)
+        kind = change.kind
         before: dict[str, Any] | None = None
         if prev is not None:
             if prev.deleted and change.source == "webhook":
@@ -145,7 +146,9 @@ class Decider:
                     (prev.trigger_stamp, prev.baseline),
                     same_identity=(change.company_id or None) == prev.company_id,
                 )
-                if isinstance(found, _Repeat):
+                if isinstance(found, _Reread):
+                    kind, found = "snapshot", dict(prev.attributes)  # recorded as read
+                elif isinstance(found, _Repeat):
                     return  # the same notification again
                 before = found
         changed = changed_keys(before, attrs, INTERCOM_VOLATILE_ATTRIBUTES)
@@ -153,7 +156,7 @@ class Decider:
             "created": ev.CompanyCreated,
             "updated": ev.CompanyUpdated,
             "snapshot": ev.CompanyObserved,
-        }[change.kind]
+        }[kind]
         fact = self.emit(
             cls,
             ids.company_stream(change.intercom_id),
@@ -178,7 +181,7 @@ class Decider:
                 cause=cause,
             )
             return
-        if change.kind == "snapshot":
+        if kind == "snapshot":
             return
         if before is not None and prev is not None and _is_echo(prev.expected, attrs, changed):
             self.emit(
@@ -253,7 +256,9 @@ class Decider:
                 (prev.trigger_stamp, prev.baseline),
                 same_identity=change.is_person_account == prev.is_person_account,
             )
-            if isinstance(found, _Repeat):
+            if isinstance(found, _Reread):
+                snapshot, found = True, dict(prev.fields)  # recorded as read: no trigger
+            elif isinstance(found, _Repeat):
                 return  # seen already
             before = found
         ident = st.config.identifier
@@ -270,7 +275,7 @@ class Decider:
         }
         stream = ids.account_stream(sid)
         fact: ev.AccountFact
-        if change.kind == "snapshot":
+        if snapshot:
             fact = self.emit(ev.AccountObserved, stream, **common)
         elif before is None:
             fact = self.emit(ev.AccountCreated, stream, **common)
@@ -762,27 +767,38 @@ def _before(
     change arrives, even at a later stamp that also carries our own write. Only a record known
     through reads alone is compared with the latest read; one with no state known has no
     "before" (``None``).
+
+    At an unchanged stamp, fields seen for the first time (the configuration now reads more
+    fields) or no longer read are no change: such a fact is a :class:`_Reread` when it agrees
+    on every field both know.
     """
     if is_read or stamp > latest[0]:
-        if (
-            stamp == latest[0]
-            and same_identity
-            and not changed_keys(dict(latest[1]), values, _NONE)
-        ):
-            return _Repeat()
+        if stamp == latest[0] and same_identity:
+            repeat = _repeats(latest[1], values)
+            if repeat is not None:
+                return repeat
         if not is_read and last_change[1] is not None:
             return dict(last_change[1])
         return dict(latest[1])
     change_stamp, change_values = last_change
     if change_values is None:
         return None
-    if (
-        stamp == change_stamp
-        and same_identity
-        and not changed_keys(dict(change_values), values, _NONE)
-    ):
-        return _Repeat()
+    if stamp == change_stamp and same_identity:
+        repeat = _repeats(change_values, values)
+        if repeat is not None:
+            return repeat
     return dict(change_values)
+
+
+class _Reread(_Repeat):
+    """Marks a fact that repeats what the ledger holds, with fields it did not read before."""
+
+
+def _repeats(known: Mapping[str, Any], values: dict[str, Any]) -> _Repeat | None:
+    common = known.keys() & values.keys()
+    if any(_differs(known[k], values[k]) for k in common):
+        return None
+    return _Reread() if values.keys() - known.keys() else _Repeat()
 
 
 _NONE: frozenset[str] = frozenset()

@@ -348,14 +348,6 @@ def test_deleting_the_holder_hands_the_key_to_the_remaining_duplicate(world: Wor
 
 # --- the identifier field (last: it unmatches every pair) -----------------------------------
 
-# A poll after the identifier-field change reads the accounts again with the new field set; the
-# ledger takes the newly read Site values for identifier changes (AccountIdentifierChanged, old
-# value None, SystemModstamp unchanged) and maps and syncs at once, with no record changed.
-REREAD_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a re-read after an identifier-field change is taken as a key change",
-)
-
 
 def test_changing_the_identifier_field_unmatches_every_mapping(world: World) -> None:
     s, ids = world.stack, world.ids
@@ -389,7 +381,6 @@ def test_changing_the_identifier_field_unmatches_every_mapping(world: World) -> 
     assert {m.identifier_field for m in s.reader().mappings()} == {"Site"}
 
 
-@REREAD_BUG
 def test_company_updated_without_mapping_creates_mapping_and_syncs_updated_attributes(
     world: World,
 ) -> None:
@@ -401,7 +392,6 @@ def test_company_updated_without_mapping_creates_mapping_and_syncs_updated_attri
     assert [e.trigger for e in mapped] == ["company_updated"]
 
 
-@REREAD_BUG
 def test_account_updated_without_mapping_creates_mapping_and_syncs_all(world: World) -> None:
     s, ids = world.stack, world.ids
     assert "R-S2" not in s.links()  # no record changed since the identifier field did

@@ -260,6 +260,23 @@ def test_changing_the_identifier_field_unmatches_every_mapping() -> None:
     assert mapped(app) == {"k1": ("c1", "001B")}
 
 
+def test_a_re_read_that_first_shows_the_new_identifier_field_is_no_change() -> None:
+    """After the identifier field changes, polls read accounts again with the new field set.
+    An account at an unchanged SystemModstamp has not changed: it is recorded as observed and
+    matched only when it changes."""
+    app = new_ledger()
+    app.ingest([account("001A", "k9", 1)])  # read without Site
+    app.ingest([company("c1", "s1", 100, kind="created")])
+    app.apply_config(SyncConfig("Site", (AttributeMapping("name", "Name", S2I),)), CATALOG)
+    reread = app.ingest([account("001A", "k9", 1, Site="s1")])
+    assert types(reread) == ["AccountObserved"]
+    assert mapped(app) == {} and app.pending_writes() == []
+    assert app.state.accounts["001A"].fields["Site"] == "s1"
+    changed = app.ingest([account("001A", "k9", 2, Site="s1", Name="Renamed")])
+    assert "IdentityMapped" in types(changed)
+    assert mapped(app) == {"s1": ("c1", "001A")}
+
+
 def test_a_company_waits_for_its_account_and_is_matched_when_it_appears() -> None:
     app = new_ledger()
     rec = app.ingest([company("c1", "k1", 100, kind="created", industry="Banking")])
