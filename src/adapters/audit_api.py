@@ -322,10 +322,12 @@ def audit_router(ledger: LedgerApp, auth: Authorizer, audit: Audit | None) -> AP
                 "syncledger-writes.csv",
                 start=after,
             )
-        found = source.writes(**query, after=after, limit=limit + 1)
+        # One row more than asked tells whether another page follows (at the cap, a full page
+        # is taken to mean one may).
+        found = source.writes(**query, after=after, limit=min(limit + 1, MAX_LIMIT))
         page = found[:limit]
-        next_after = page[-1].position if len(found) > limit else None
-        return WritePage(writes=page, next_after=next_after)
+        more = len(found) > limit or (limit == MAX_LIMIT and len(page) == limit)
+        return WritePage(writes=page, next_after=page[-1].position if more else None)
 
     @router.get("/explain", dependencies=[read], response_model=Explanation)
     def explain(

@@ -270,7 +270,8 @@ def _answer(verdict: Verdict) -> JSONResponse:
 
 def known_query_parameters(request: Request) -> None:
     """App-wide: refuse (422) query parameters an API route does not declare, so a misspelt
-    filter (``?feild=Industry``) is an error instead of a silently unfiltered answer. The
+    filter (``?feild=Industry``) is an error instead of a silently unfiltered answer, and
+    repeated ones (``?field=A&field=B``: every parameter here takes one value). The
     browser pages (not in the schema) read their form leniently and are left alone."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
@@ -281,6 +282,9 @@ def known_query_parameters(request: Request) -> None:
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise invalid(unknown[0], f"unknown query parameter (this route takes: {allowed})")
+    for name in known:
+        if len(request.query_params.getlist(name)) > 1:
+            raise invalid(name, "given more than once; give it once")
 
 
 def _query_names(dependant: Any) -> Iterator[str]:

@@ -359,6 +359,7 @@ def test_ignored_rejected_and_api_usage(client: TestClient, story: Story) -> Non
         ("/mappings", {"as_of": "2026-01-01T00:00:00Z", "position": 3}),
         ("/writes", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
         ("/writes", {"feild": "Industry"}),
+        ("/writes", {"field": ["Industry", "Name"]}),
         ("/writes", {"rule": "sometimes"}),
         ("/writes", {"format": "xml"}),
         ("/writes", {"field": "Name\x00"}),
