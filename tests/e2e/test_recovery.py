@@ -1,7 +1,7 @@
 """Recovery of ``syncledger serve`` as a real process: SIGKILL under load, and two processes
 sharing one PostgreSQL ledger.
 
-The simulators and the service run as OS processes (the :class:`~tests.e2e.test_service.Stack`
+The simulators and the service run as OS processes (the :class:`~tests.e2e.stack.Stack`
 fixture); records are created and changed through the simulators' REST APIs.
 
 The Intercom simulator gives a webhook up after ~4 attempts within 1.5 s, so a notification sent
@@ -28,7 +28,7 @@ import pytest
 from adapters.fakes import INDUSTRIES
 from adapters.simulators.server import free_port
 from ledger import events as ev
-from tests.e2e.test_service import SF_API, Stack, stack, wait_for
+from tests.e2e.stack import SF_API, Stack, stack, wait_for
 
 __all__ = ["stack"]  # the fixture, re-exported for this module's tests
 
