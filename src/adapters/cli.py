@@ -9,12 +9,13 @@ names something unusable (a bad database URL, a missing file, a ledger that cann
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from eventsourcing.persistence import PersistenceError
@@ -36,6 +37,9 @@ from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
 from ledger.config import ConfigError, ConfigProblem, SyncConfig, parse_config
 from ledger.validation import validate_config
+
+if TYPE_CHECKING:
+    from projections.projector import Projector
 
 DATABASE_URL_ENV = "SYNCLEDGER_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///syncledger.db"
@@ -278,6 +282,8 @@ def serve(
     from adapters.http_app import create_app
     from adapters.service import ServiceError, SyncWorker, WebhookIntake
     from adapters.wiring import service_lease
+    from projections.projector import Projector
+    from projections.queries import Audit
 
     settings = _settings()
     try:
@@ -290,6 +296,10 @@ def serve(
     with _connected(settings) as conn:
         if config is not None:
             _apply_live(conn, config, out)
+        # The read models follow the ledger: the worker's projector after each cycle, the
+        # audit API's before each query (two projectors never apply a page twice).
+        follower = Projector.open(conn.app, settings.database_url)
+        reader = Projector.open(conn.app, settings.database_url)
         worker = SyncWorker(
             conn.app,
             conn.salesforce,
@@ -297,9 +307,23 @@ def serve(
             poll_interval=settings.poll_interval_seconds,
             lease=lease,
             before_cycle=conn.follow_config,
+            on_report=lambda _report: _follow(follower),
         )
         intake = WebhookIntake(conn.app, conn.client_secret, on_kept=worker.wake)
-        api = create_app(intake, worker)
+
+        def closed() -> None:
+            follower.close()
+            reader.close()
+
+        api = create_app(
+            intake,
+            worker,
+            api_keys=settings.api_keys,
+            audit=Audit(reader),
+            on_shutdown=closed,
+            replay_settings=settings,
+            intercom_attributes=conn.intercom.companies.catalog,
+        )
         bind_host = host or settings.host
         bind_port = port or settings.port
         out.print(
@@ -317,6 +341,14 @@ def serve(
         lock.close()
     if stopped_by:
         out.print(f"stopped on {signal.Signals(stopped_by[0]).name}; nothing is lost")
+
+
+def _follow(projector: Projector) -> None:
+    """Bring the read models up to the ledger; a failure is logged, never stops the sync."""
+    try:
+        projector.catch_up()
+    except Exception as exc:  # the audit API catches up again before its next query
+        logging.getLogger("syncledger").warning("read models could not catch up: %s", exc)
 
 
 @app.command()

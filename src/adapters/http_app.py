@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -40,10 +40,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.audit_api import audit_router, invalid, review_router
-from adapters.auth import AUDIT_READ, KEY_RESPONSES, Authorizer, LoginRequired
+from adapters.auth import AUDIT_READ, KEY_RESPONSES, REPLAY_EXECUTE, Authorizer, LoginRequired
+from adapters.replay_api import replay_router
 from adapters.service import MAX_WEBHOOK_BYTES, SyncWorker, Verdict, WebhookIntake, log
-from adapters.settings import ApiKeys
+from adapters.settings import ApiKeys, Settings
 from ledger.application import LedgerApp
+from ledger.catalog import IntercomAttribute
 from projections.queries import Audit, AuditQueryError
 
 #: How long a webhook delivery waits for the ledger before it is answered 503.
@@ -117,12 +119,16 @@ def create_app(
     on_shutdown: Callable[[], None] = lambda: None,
     api_keys: ApiKeys | None = None,
     audit: Audit | None = None,
+    replay_settings: Settings | None = None,
+    intercom_attributes: Callable[[], Sequence[IntercomAttribute]] | None = None,
 ) -> FastAPI:
     """The app; its lifespan starts and stops the intake's writer and the worker.
 
     ``api_keys`` (``SYNCLEDGER_API_KEYS``) open the audit API and ``/metrics``; without them
     every route that needs a scope answers 401. ``audit`` answers from the read models; without
-    it the routes that need them answer 503.
+    it the routes that need them answer 503. ``replay_settings`` adds ``/replays`` (replays into
+    a sandbox org, scope ``replay:execute``); ``intercom_attributes`` is the live Intercom
+    catalog proposed configurations are checked against.
     """
 
     @asynccontextmanager
@@ -259,6 +265,15 @@ def create_app(
 
     api.include_router(audit_router(intake.app, auth, audit))
     api.include_router(review_router(intake.app, auth, audit))
+    if replay_settings is not None:
+        api.include_router(
+            replay_router(
+                intake.app,
+                replay_settings,
+                auth.requires(REPLAY_EXECUTE),
+                intercom_attributes=intercom_attributes,
+            )
+        )
     return api
 
 

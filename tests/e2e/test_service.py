@@ -126,3 +126,26 @@ def test_config_validate_reads_the_live_catalogs_and_sync_once_runs_a_cycle(
     assert "mappings made" in once.stdout
     with stack.ledger() as ledger:  # the new account's lookup found the company
         assert [(m.company_id, m.salesforce_id) for m in ledger.mappings()] == [("K-9", sid)]
+
+
+def test_the_running_service_answers_the_audit_api_from_read_models_it_keeps_current(
+    stack: Stack,
+) -> None:
+    stack.env["SYNCLEDGER_API_KEYS"] = "reader=audit:read"
+    stack.start_service("--config", "sync.toml")
+    reader = {"Authorization": "Bearer reader"}
+    sid = stack.create_account(Name="Acme", AccountNumber="K-7", Industry="Retail")
+    stack.upsert_company(company_id="K-7", name="Acme", industry="Banking")
+    wait_for(lambda: stack.account(sid)["Industry"] == "Banking", "Industry → Salesforce")
+
+    with httpx.Client(base_url=stack.service_url, timeout=10) as api:
+        assert api.get("/mappings").status_code == 401
+        table = api.get("/mappings", headers=reader).json()
+        history = api.get(f"/history/account/{sid}", headers=reader).json()
+        overwrites = api.get(
+            "/writes", params={"overwrites_only": "true", "field": "Industry"}, headers=reader
+        ).json()
+    assert [(m["company_id"], m["salesforce_id"]) for m in table["mappings"]] == [("K-7", sid)]
+    assert history["known"] and history["company_id"] == "K-7"
+    [write] = overwrites["writes"]
+    assert (write["before"], write["value"]) == ("Retail", "Banking")

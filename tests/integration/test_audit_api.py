@@ -22,7 +22,7 @@ from adapters.cycle import run_cycle
 from adapters.fakes import FakeIntercom, FakeSalesforce
 from adapters.http_app import create_app
 from adapters.service import WebhookIntake
-from adapters.settings import ApiKeys
+from adapters.settings import ApiKeys, load_settings
 from adapters.store import ledger_env
 from ledger.application import LedgerApp
 from projections.projector import Projector
@@ -86,7 +86,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
 @pytest.fixture(scope="module")
 def client(story: Story) -> Iterator[TestClient]:
     intake = WebhookIntake(story.ledger, "client-secret")
-    with TestClient(create_app(intake, None, api_keys=KEYS, audit=story.audit)) as test_client:
+    settings = load_settings({"SYNCLEDGER_DATABASE_URL": "memory://"})
+    app = create_app(intake, None, api_keys=KEYS, audit=story.audit, replay_settings=settings)
+    with TestClient(app) as test_client:
         yield test_client
 
 
@@ -108,6 +110,8 @@ EXPECTED_ACCESS: dict[str, str | None] = {
     "GET /rejected": "audit:read",
     "GET /api-usage": "audit:read",
     "GET /config": "sync:operate",
+    "POST /replays": "replay:execute",
+    "GET /replays/{run_id}": "replay:execute",
     "GET /review": "audit:read",
     "GET /review/export.csv": "audit:read",
     "GET /review/timeline/{kind}/{record_id}": "audit:read",
