@@ -28,7 +28,9 @@ import pytest
 from adapters.fakes import INDUSTRIES
 from adapters.simulators.server import free_port
 from ledger import events as ev
+from projections.projector import Projector
 from tests.e2e.stack import SF_API, Stack, stack, wait_for
+from tests.unit.test_projections import snapshot
 
 __all__ = ["stack"]  # the fixture, re-exported for this module's tests
 
@@ -180,6 +182,23 @@ def ledger_checks(s: Stack) -> tuple[int, int]:
         return count, sum(applied.values())
 
 
+def read_models_checks(s: Stack) -> None:
+    """The read models the killed and restarted services kept up incrementally equal a rebuild
+    from scratch (the service is stopped first, so the ledger holds still)."""
+    assert s.service is not None
+    s.service.terminate()
+    assert s.service.wait(timeout=30) == 0
+    with s.ledger() as ledger:
+        projector = Projector.open(ledger, s.database_url)
+        try:
+            projector.catch_up()
+            incremental = snapshot(projector.engine)
+            projector.rebuild()
+            assert snapshot(projector.engine) == incremental
+        finally:
+            projector.close()
+
+
 def make_pairs(s: Stack, n: int, rng: random.Random) -> list[str]:
     keys = [f"K-{i:04d}" for i in range(n)]
     for i, key in enumerate(keys):
@@ -264,6 +283,7 @@ def test_sigkill_under_load_loses_nothing_and_applies_nothing_twice(stack: Stack
         "a quiescent service",
     )
     events, applied = ledger_checks(stack)
+    read_models_checks(stack)
     assert "Traceback" not in stack.log("serve")
     print(
         f"\nseed {seed}: {PAIRS} pairs, {COMPANY_CHANGES} company changes, "
