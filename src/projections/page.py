@@ -8,7 +8,7 @@ transaction with the tracking position.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,40 +84,21 @@ class Page:
             "rejected": [],
             "api_usage": [],
         }
-        self._handlers: dict[type[ev.LedgerEvent], Any] = {
-            ev.ConfigurationApplied: self._config,
-            ev.CompanyCreated: self._company,
-            ev.CompanyUpdated: self._company,
-            ev.CompanyObserved: self._company,
-            ev.CompanyDeleted: self._company_deleted,
-            ev.AccountCreated: self._account,
-            ev.AccountUpdated: self._account,
-            ev.AccountIdentifierChanged: self._account,
-            ev.AccountObserved: self._account,
-            ev.AccountDeleted: self._account_deleted,
-            ev.RecordIgnored: self._ignored,
-            ev.NotSynced: self._not_synced,
-            ev.EchoRecognised: self._echo,
-            ev.IdentityMapped: self._mapped,
-            ev.IdentityUnmapped: self._unmapped,
-            ev.SyncPlanned: self._planned,
-            ev.WriteSkipped: self._skipped,
-            ev.WriteApplied: self._applied,
-            ev.WriteFailed: self._failed,
-            ev.ApiUsageObserved: self._api_usage,
-            ev.LedgerAdvanced: self._advanced,
-        }
         self._pos = 0
         self._at = 0
         self._seq = 0
         self._event: ev.LedgerEvent | None = None
+        self._stamp: datetime | None = None  # the last timestamp converted, and its value
+        self._stamp_us = 0
 
     def apply(self, position: int, event: ev.LedgerEvent) -> None:
-        handler = self._handlers.get(type(event))
+        handler = HANDLERS.get(type(event))
         if handler is None:
             return  # inbox, lookups, resyncs: not part of these read models
-        self._pos, self._at, self._seq, self._event = position, to_us(event.timestamp), 0, event
-        handler(event)
+        if event.timestamp != self._stamp:  # a transaction's events share one
+            self._stamp, self._stamp_us = event.timestamp, to_us(event.timestamp)
+        self._pos, self._at, self._seq, self._event = position, self._stamp_us, 0, event
+        handler(self, event)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -610,6 +591,33 @@ class Page:
                 "attempt": e.attempt,
             },
         )
+
+
+#: Each event type's handler (functions, not bound methods: a page holds no reference cycle,
+#: so its rows are freed as soon as it is written).
+HANDLERS: dict[type[ev.LedgerEvent], Callable[[Page, Any], None]] = {
+    ev.ConfigurationApplied: Page._config,
+    ev.CompanyCreated: Page._company,
+    ev.CompanyUpdated: Page._company,
+    ev.CompanyObserved: Page._company,
+    ev.CompanyDeleted: Page._company_deleted,
+    ev.AccountCreated: Page._account,
+    ev.AccountUpdated: Page._account,
+    ev.AccountIdentifierChanged: Page._account,
+    ev.AccountObserved: Page._account,
+    ev.AccountDeleted: Page._account_deleted,
+    ev.RecordIgnored: Page._ignored,
+    ev.NotSynced: Page._not_synced,
+    ev.EchoRecognised: Page._echo,
+    ev.IdentityMapped: Page._mapped,
+    ev.IdentityUnmapped: Page._unmapped,
+    ev.SyncPlanned: Page._planned,
+    ev.WriteSkipped: Page._skipped,
+    ev.WriteApplied: Page._applied,
+    ev.WriteFailed: Page._failed,
+    ev.ApiUsageObserved: Page._api_usage,
+    ev.LedgerAdvanced: Page._advanced,
+}
 
 
 def _write_details(item: dict[str, Any]) -> dict[str, Any]:

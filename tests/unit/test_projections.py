@@ -4,9 +4,10 @@ across a crash, and rebuild == incremental (also over random histories)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from ledger.application import LedgerApp
 from ledger.config import SyncConfig
 from ledger.facts import CompanyChange
 from projections import models as m
-from projections.projector import Projector, projection_engine
+from projections.projector import Projector, _fast_decode, projection_engine
 from projections.queries import Audit, AuditQueryError
 from tests.support import CATALOG, STANDARD_CONFIG, new_ledger
 from tests.unit.test_cycle import account_values, company_values
@@ -433,3 +434,52 @@ def test_random_histories_rebuild_equals_incremental_and_as_of_equals_the_ledger
         *random.Random(last).sample(range(last + 1), 3),
     }:
         assert table_links(audit, position) == links_at(app, position)
+
+
+# --- speed without shortcuts ------------------------------------------------------------------
+
+
+def test_the_fast_decoder_builds_the_events_the_mapper_builds() -> None:
+    s = story(pairs=4)
+    projector = projector_for(s.app)
+    notifications = s.app.recorder.select_notifications(start=0, limit=10_000)
+    assert len(notifications) == s.app.state.position
+    for n in notifications:
+        fast = _fast_decode(n)
+        assert fast is not None, n.topic
+        reference = s.app.mapper.to_domain_event(n)
+        assert type(fast) is type(reference) and fast.__dict__ == reference.__dict__
+    assert [e for _, e in projector.events_after(0)] == [
+        s.app.mapper.to_domain_event(n) for n in notifications
+    ]
+
+
+def test_values_the_fast_decoder_refuses_go_through_the_mapper() -> None:
+    s = story(pairs=1)
+    n = s.app.recorder.select_notifications(start=0, limit=1)[0]
+    odd = replace(n, state=n.state.replace(b'"timestamp"', b'"x":NaN,"timestamp"', 1))
+    assert _fast_decode(odd) is None
+    decoded = projector_for(s.app)._decode(odd)
+    assert math.isnan(decoded.x)  # type: ignore[attr-defined]
+    typed = replace(n, state=n.state.replace(b"{", b'{"y":{"_type_":"uuid_hex","_data_":"00"},', 1))
+    assert _fast_decode(typed) is None
+
+
+def test_a_rebuild_puts_back_every_index_and_open_repairs_a_cut_short_one() -> None:
+    s = story(pairs=3)
+    engine = projection_engine("memory://")
+    projector = Projector(s.app, engine, page_size=5)
+    expected = {ix.name for t in m.READ_MODELS for ix in t.indexes}
+    assert projector.rebuild() == s.app.state.position
+    assert _indexes(engine) >= expected
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_proj_timeline_record")  # as a killed rebuild leaves it
+    assert "ix_proj_timeline_record" not in _indexes(engine)
+    Projector(s.app, engine)
+    assert _indexes(engine) >= expected
+
+
+def _indexes(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
+        return {r[0] for r in rows}
