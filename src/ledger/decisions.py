@@ -785,6 +785,12 @@ def _before(
         return None
     if stamp == change_stamp and same_identity:
         repeat = _repeats(change_values, values)
+        if (
+            isinstance(repeat, _Reread)
+            and stamp == latest[0]
+            and type(_repeats(latest[1], values)) is _Repeat
+        ):
+            return _Repeat()  # that re-read is recorded already
         if repeat is not None:
             return repeat
     return dict(change_values)

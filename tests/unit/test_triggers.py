@@ -268,10 +268,14 @@ def test_a_re_read_that_first_shows_the_new_identifier_field_is_no_change() -> N
     app.ingest([account("001A", "k9", 1)])  # read without Site
     app.ingest([company("c1", "s1", 100, kind="created")])
     app.apply_config(SyncConfig("Site", (AttributeMapping("name", "Name", S2I),)), CATALOG)
-    reread = app.ingest([account("001A", "k9", 1, Site="s1")])
-    assert types(reread) == ["AccountObserved"]
+    # the poll now reads Site, and no longer AccountNumber
+    fields = {k: v for k, v in account("001A", "k9", 1, Site="s1").fields.items()}
+    del fields["AccountNumber"]
+    reread = AccountChange("001A", fields, stamp(1))
+    assert types(app.ingest([reread])) == ["AccountObserved"]
     assert mapped(app) == {} and app.pending_writes() == []
     assert app.state.accounts["001A"].fields["Site"] == "s1"
+    assert app.ingest([reread]).count == 0  # the next poll's overlap: recorded already
     changed = app.ingest([account("001A", "k9", 2, Site="s1", Name="Renamed")])
     assert "IdentityMapped" in types(changed)
     assert mapped(app) == {"s1": ("c1", "001A")}
