@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from typer.testing import CliRunner
 
 from adapters.cli import app as cli
@@ -18,6 +18,7 @@ from adapters.cycle import run_cycle
 from adapters.fakes import FakeIntercom, FakeSalesforce
 from adapters.store import ledger_env
 from ledger.application import LedgerApp
+from projections import models as m
 from projections.projector import Projector, projection_engine
 from projections.queries import Audit
 from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
@@ -57,6 +58,10 @@ def test_rebuild_in_the_ledger_database_equals_incremental(
         incremental = snapshot(projector.engine)
         assert projector.rebuild() == ledger.state.position
         assert snapshot(projector.engine) == incremental
+        inspector = inspect(projector.engine)
+        for table in m.READ_MODELS:  # dropped for the rebuild, all back
+            found = {ix["name"] for ix in inspector.get_indexes(table.name)}
+            assert found == {ix.name for ix in table.indexes}, table.name
         audit = Audit(projector)
         assert len(audit.mappings_as_of().mappings) == 8
         assert {w.field for w in audit.writes(overwrites_only=True)} >= {"Industry"}
