@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -107,9 +108,52 @@ def rebuild_section(quick: bool, progress: Callable[[str], None]) -> Section:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise BenchError(f"scripts/bench_projections.py failed ({done.returncode}): {last}")
-    section = Section(title, f"Output of `{' '.join(command[1:])}`:\n\n{done.stdout.strip()}")
+    script = " ".join(["scripts/bench_projections.py", *command[2:]])
+    section = Section(title, f"Output of `{script}`:\n\n{done.stdout.strip()}")
+    section.targets += projection_targets(done.stdout)
     section.seconds = time.perf_counter() - started
     return section
+
+
+def projection_targets(report: str) -> list[Target]:
+    """The issue's targets, read from ``bench_projections.py``'s markdown tables."""
+
+    def cells(prefix: str) -> list[list[str]]:
+        rows = []
+        for line in report.splitlines():
+            parts = [c.strip() for c in line.strip().strip("|").split("|")]
+            if parts and parts[0].startswith(prefix):
+                rows.append(parts)
+        return rows
+
+    def number(text: str) -> float | None:
+        try:
+            return float(text.replace(",", ""))
+        except ValueError:
+            return None
+
+    sized = re.search(r"on ([\d,]+) events", report)
+    size = f" ({sized.group(1)} events; the issue asks for 1M)" if sized else ""
+    targets = []
+    for row in cells("rebuild (events/s)")[:1]:
+        value = number(row[1])
+        met = None if value is None else value >= 50_000
+        targets.append(Target(f"projection rebuild rate{size}", "≥ 50,000 events/s",
+                              f"{row[1]} events/s", met))  # fmt: skip
+    for row in cells("rebuild peak RSS")[:1]:
+        value = number(row[1])
+        met = None if value is None else value < 300
+        targets.append(Target("projection rebuild peak RSS", "< 300 MB", f"{row[1]} MB", met))
+    p99s = [(row[0], number(row[2])) for row in cells("") if len(row) >= 3]
+    queries = [(name, v) for name, v in p99s if v is not None and "rebuild" not in name]
+    if queries:
+        name, worst = max(queries, key=lambda q: q[1] or 0.0)
+        targets.append(Target("audit queries p99 (worst query)", "≤ 20 ms",
+                              f"{worst:.2f} ms ({name})", worst <= 20))  # fmt: skip
+    if not targets:
+        targets.append(Target("projection rebuild and audit queries", "see section 5",
+                              "not parsed", None))  # fmt: skip
+    return targets
 
 
 def render_markdown(
