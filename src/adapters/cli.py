@@ -82,9 +82,8 @@ def _database_url(option: str | None) -> str:
     return option or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
 
 
-@contextmanager
-def _ledger(database_url: str, *, create: bool) -> Iterator[LedgerApp]:
-    """Open the ledger; unless ``create``, it must exist already."""
+def _ledger_env(database_url: str, *, create: bool = False) -> dict[str, str]:
+    """The store's environment for ``database_url``; unless ``create``, it must exist."""
     try:
         env = ledger_env(database_url, create_tables=create)
     except DatabaseUrlError as exc:
@@ -93,6 +92,13 @@ def _ledger(database_url: str, *, create: bool) -> Iterator[LedgerApp]:
         path = env["SQLITE_DBNAME"]
         if not path.startswith("file:") and not Path(path).exists():
             _fail(f"no ledger at {database_url}: {path} does not exist", 2)
+    return env
+
+
+@contextmanager
+def _ledger(database_url: str, *, create: bool) -> Iterator[LedgerApp]:
+    """Open the ledger; unless ``create``, it must exist already."""
+    env = _ledger_env(database_url, create=create)
     try:
         ledger = LedgerApp(env=env)
     except PersistenceError as exc:

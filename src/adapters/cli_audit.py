@@ -18,11 +18,12 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from projections.projector import ProjectionError, Projector
+from projections.projector import LedgerLog, ProjectionError, Projector
 from projections.queries import MAX_LIMIT, Audit, AuditQueryError
 from projections.views import Explanation, RecordHistory, WriteEntry
 
@@ -80,18 +81,26 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _projector(database_url: str | None) -> Iterator[Projector]:
-    from adapters.cli import _database_url, _fail, _ledger
+    from adapters.cli import _database_url, _fail, _ledger_env
 
     url = _database_url(database_url)
-    with _ledger(url, create=False) as ledger:
+    env = _ledger_env(url)
+    try:
+        # the notification log alone: a projector needs no ledger state folded in memory
+        log = LedgerLog(env=env)
+    except PersistenceError as exc:
+        _fail(f"cannot open the ledger at {url}: {exc}", 2)
+    try:
         try:
-            projector = Projector.open(ledger, url)
+            projector = Projector.open(log, url)
         except ProjectionError as exc:
             _fail(str(exc), 2)
         try:
             yield projector
         finally:
             projector.close()
+    finally:
+        log.close()
 
 
 @contextmanager
