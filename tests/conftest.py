@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,10 @@ def postgres_url() -> str | None:
     return url
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose schema is fresh for this test and dropped after it."""
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose schema is made for the caller and dropped after (skips the test
+    when no PostgreSQL is configured, outside CI)."""
     base = postgres_url()
     if not base:
         pytest.skip(f"{PG_ENV} not set")
@@ -44,6 +46,13 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose schema is fresh for this test and dropped after it."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

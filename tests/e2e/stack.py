@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from adapters.simulators.server import free_port
 from adapters.store import ledger_env
 from ledger import events as ev
 from ledger.application import LedgerApp
-from tests.conftest import postgres_url
+from tests.conftest import postgres_schema
 
 SYNCLEDGER = Path(sys.executable).parent / "syncledger"
 SECRET = "e2e-client-secret"
@@ -260,21 +259,8 @@ def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp / 'ledger.db'}"
         return
-    base = postgres_url()
-    if not base:
-        pytest.skip("SYNCLEDGER_TEST_POSTGRES_URL not set")
-    import psycopg
-
-    plain = base.replace("postgresql+psycopg://", "postgresql://")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}schema={schema}"
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture
