@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from adapters.store import ledger_env
+from ledger.application import LedgerApp
 from tests.support import FakeClock
 
 PG_ENV = "SYNCLEDGER_TEST_POSTGRES_URL"
@@ -66,3 +68,22 @@ def database_url(request: pytest.FixtureRequest) -> str:
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+#: Opens a ledger on the test's database (see :func:`open_ledger`).
+Factory = Callable[[], LedgerApp]
+
+
+@pytest.fixture
+def open_ledger(database_url: str) -> Iterator[Factory]:
+    """Open (and finally close) ledgers on the test's database."""
+    opened: list[LedgerApp] = []
+
+    def factory() -> LedgerApp:
+        app = LedgerApp(env=ledger_env(database_url), clock=FakeClock())
+        opened.append(app)
+        return app
+
+    yield factory
+    for app in opened:
+        app.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -18,23 +17,8 @@ from adapters.chain import open_chained_recorder, verify_chain
 from adapters.store import ledger_env
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange
+from tests.conftest import Factory
 from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
-
-Factory = Callable[[], LedgerApp]
-
-
-@pytest.fixture
-def open_ledger(database_url: str) -> Iterator[Factory]:
-    opened: list[LedgerApp] = []
-
-    def factory() -> LedgerApp:
-        app = LedgerApp(env=ledger_env(database_url), clock=FakeClock())
-        opened.append(app)
-        return app
-
-    yield factory
-    for app in opened:
-        app.close()
 
 
 @pytest.fixture

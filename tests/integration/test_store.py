@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -11,24 +10,8 @@ from adapters.store import DatabaseUrlError, ledger_env
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange, CompanyChange, WriteOutcome
-from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
-
-Factory = Callable[[], LedgerApp]
-
-
-@pytest.fixture
-def open_ledger(database_url: str) -> Iterator[Factory]:
-    """Open (and finally close) ledgers on the test's database."""
-    opened: list[LedgerApp] = []
-
-    def factory() -> LedgerApp:
-        app = LedgerApp(env=ledger_env(database_url), clock=FakeClock())
-        opened.append(app)
-        return app
-
-    yield factory
-    for app in opened:
-        app.close()
+from tests.conftest import Factory
+from tests.support import CATALOG, STANDARD_CONFIG
 
 
 def stamp(n: int) -> str:
