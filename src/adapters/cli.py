@@ -420,6 +420,11 @@ def render_report(report: CycleReport, out: Console) -> None:
     rows = [
         ("changes recorded", report.facts_ingested),
         ("lookups", report.lookups),
+        *(
+            (("companies read again (same-second changes)", report.reread),)
+            if report.reread
+            else ()
+        ),
         ("mappings made", report.mappings_made),
         ("mappings ended", report.mappings_ended),
         ("writes planned", report.writes_planned),

@@ -34,6 +34,7 @@ from ledger import events as ev
 from ledger.application import LedgerApp, Recorded
 from ledger.budget import Tier, budget_tier, daily_budget
 from ledger.config import COMPANY_ID
+from ledger.decisions import settle
 from ledger.facts import (
     AccountChange,
     AccountRemoval,
@@ -205,6 +206,8 @@ class CycleReport:
     tier: Tier = "normal"
     #: why the cycle did nothing (empty when it ran)
     paused: str = ""
+    #: companies read again because notifications of one second came out of order
+    reread: int = 0
     #: accounts read again because deletions may have been missed
     resynced: int = 0
     #: a resync is needed but waits for the budget to fall below the bulk tier
@@ -316,6 +319,7 @@ def run_cycle(
         changes: list[Fact] = [*(fact for _, fact in inbox), *notifications]
         if poll_salesforce:
             changes += salesforce.changes_since(app.state.poll_watermark)
+        changes, report.reread = _settle_same_second(app, changes, intercom)
         answers = _answer_lookups(app, changes, salesforce, intercom)
         if changes or answers:
             recorded.append(
@@ -383,6 +387,19 @@ def _paused(app: LedgerApp, salesforce: AccountSystem) -> str:
         f"event sync paused: Salesforce API usage {used} of {budget} calls allowed today is "
         "at or above 80 %; it resumes when usage falls"
     )
+
+
+def _settle_same_second(
+    app: LedgerApp, changes: list[Fact], intercom: CompanySystem
+) -> tuple[list[Fact], int]:
+    """Read again each company whose notifications cannot be ordered (two changes within one
+    of Intercom's whole-second stamps, delivered out of order) and decide them on what the
+    read shows now; see :func:`ledger.decisions.companies_in_doubt`. Returns the changes and
+    how many companies were read."""
+    doubt = app.companies_in_doubt(changes)
+    if not doubt:
+        return changes, 0
+    return settle(changes, intercom.read(doubt)), len(doubt)
 
 
 def _answer_lookups(

@@ -17,7 +17,8 @@ What they keep faithful, because the ledger's decisions depend on it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -336,6 +337,7 @@ class FakeIntercom:
         self.companies: dict[str, dict[str, Any]] = {}
         self._queue: list[CompanyChange | CompanyRemoval] = []
         self._clock = int(EPOCH.timestamp())
+        self._held = False
         self._ids = 0
 
     # --- users -------------------------------------------------------------------------------
@@ -382,6 +384,16 @@ class FakeIntercom:
         company["attributes"].update(merged)
         company["updated_at"] = self._tick()
         self._queue.append(self._fact(intercom_id, "updated", "webhook"))
+
+    @contextmanager
+    def within_one_second(self) -> Iterator[None]:
+        """Changes made inside share one ``updated_at`` (Intercom stamps whole seconds)."""
+        self._clock += 1
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
 
     def delete(self, intercom_id: str) -> None:
         """A company is deleted (queues ``company.deleted``)."""
@@ -439,7 +451,8 @@ class FakeIntercom:
     # --- internals ----------------------------------------------------------------------------
 
     def _tick(self) -> int:
-        self._clock += 1
+        if not self._held:
+            self._clock += 1
         return self._clock
 
     def _live(self, intercom_id: str) -> dict[str, Any]:

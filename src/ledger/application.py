@@ -26,7 +26,7 @@ from ledger import events as ev
 from ledger import ids
 from ledger.catalog import FieldCatalog
 from ledger.config import COMPANY_ID, ActiveConfig, SyncConfig
-from ledger.decisions import Decider
+from ledger.decisions import Decider, companies_in_doubt
 from ledger.facts import (
     AccountChange,
     AccountRemoval,
@@ -302,6 +302,14 @@ class LedgerApp(Application[UUID]):
             self.catch_up()
             return self.state.links.get(company_id)
         return self.state_at(position).links.get(company_id)
+
+    def companies_in_doubt(self, facts: Sequence[Fact]) -> list[str]:
+        """Intercom companies to read again before ingesting ``facts``: their notifications
+        repeat a known ``updated_at`` with other values, so their order is unknown (see
+        :func:`ledger.decisions.companies_in_doubt`; :func:`ledger.decisions.settle`)."""
+        with self._lock:
+            self.catch_up()
+            return companies_in_doubt(self.state, facts)
 
     def lookup_needs(self, facts: Sequence[Fact]) -> LookupNeeds:
         """Which counterparts to ask the other system about before ingesting ``facts``.

@@ -27,6 +27,7 @@ Where several live business accounts share a key, the most recently updated one 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -146,7 +147,14 @@ class Decider:
                     (prev.trigger_stamp, prev.baseline),
                     same_identity=(change.company_id or None) == prev.company_id,
                 )
-                if isinstance(found, _Reread):
+                if change.source == READ_AGAIN:
+                    # A read standing for notifications the ledger could not place (see
+                    # companies_in_doubt): compared with the last trigger, every attribute
+                    # changed if none; a late company.created triggers even when it repeats.
+                    if isinstance(found, _Repeat) and change.kind != "created":
+                        return
+                    found = None if prev.baseline is None else dict(prev.baseline)
+                elif isinstance(found, _Reread):
                     kind, found = "snapshot", dict(prev.attributes)  # recorded as read
                 elif isinstance(found, _Repeat):
                     return  # the same notification again
@@ -183,7 +191,12 @@ class Decider:
             return
         if kind == "snapshot":
             return
-        if before is not None and prev is not None and _is_echo(prev.expected, attrs, changed):
+        if (
+            change.kind != "created"  # we update companies; creating one is a user's trigger
+            and before is not None
+            and prev is not None
+            and _is_echo(prev.expected, attrs, changed)
+        ):
             self.emit(
                 ev.EchoRecognised,
                 fact.originator_id,
@@ -805,6 +818,107 @@ def _repeats(known: Mapping[str, Any], values: dict[str, Any]) -> _Repeat | None
     if any(_differs(known[k], values[k]) for k in common):
         return None
     return _Reread() if values.keys() - known.keys() else _Repeat()
+
+
+#: The ``source`` of a notification whose values were read again before it was decided.
+READ_AGAIN = "webhook+read"
+
+
+def companies_in_doubt(st: LedgerState, facts: Iterable[object]) -> list[str]:
+    """Intercom companies whose notifications in ``facts`` the ledger cannot place in order.
+
+    Intercom delivers webhooks out of order when it retries one, and stamps ``updated_at`` in
+    whole seconds. A notification is placed when it is newer than anything known of the company,
+    or when it shows what the ledger knows at its stamp: the last trigger's state (a repeat) or
+    the latest read (a change the read saw first; it triggers now). One older than the last
+    trigger is dropped (what it changed was decided then), except ``company.created``, whose
+    trigger syncs every attribute. Any other is in doubt:
+
+    * same ``updated_at`` as a known state, other values: two changes within one second,
+      and the stamp cannot say which is current;
+    * between the last trigger and a later read: a change no trigger decided yet, whose values
+      the read has already replaced.
+
+    A company in doubt is read again and its notifications are decided on what the read shows
+    (:func:`settle`). Notifications earlier in ``facts`` count as known.
+    """
+    known: dict[str, tuple[tuple[int, Mapping[str, Any]], tuple[int, Mapping[str, Any] | None]]]
+    known = {}
+    gone: set[str] = set()
+    doubt: list[str] = []
+    for fact in facts:
+        if isinstance(fact, CompanyRemoval):
+            gone.add(fact.intercom_id)
+            continue
+        if not isinstance(fact, CompanyChange) or fact.kind == "snapshot":
+            continue
+        iid, stamp, values = fact.intercom_id, fact.updated_at, fact.attributes
+        if iid in gone or iid in doubt:
+            continue
+        if iid not in known:
+            prev = st.companies.get(iid)
+            if prev is None or prev.deleted:
+                known[iid] = ((stamp, values), (stamp, values))
+                continue
+            known[iid] = ((prev.updated_at, prev.attributes), (prev.trigger_stamp, prev.baseline))
+        (latest_stamp, latest), (trigger_stamp, baseline) = known[iid]
+        if stamp > latest_stamp:
+            known[iid] = ((stamp, values), (stamp, values))
+        elif stamp < trigger_stamp and fact.kind != "created":
+            continue  # older than the last trigger: dropped
+        elif stamp == trigger_stamp and baseline is not None and _agree(baseline, values):
+            continue  # a repeat
+        elif stamp == latest_stamp and _agree(latest, values):
+            known[iid] = ((latest_stamp, latest), (stamp, values))  # the read saw it first
+        else:
+            doubt.append(iid)
+    return doubt
+
+
+def _agree(known: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+    """Whether two states of a company agree on every attribute both hold (activity counters
+    aside)."""
+    common = (known.keys() & values.keys()) - INTERCOM_VOLATILE_ATTRIBUTES
+    return not any(_differs(known[k], values[k]) for k in common)
+
+
+F = TypeVar("F")
+
+
+def settle(
+    facts: Iterable[F], fresh: Iterable[CompanyChange | CompanyRemoval]
+) -> list[F | CompanyChange | CompanyRemoval]:
+    """``facts`` with every notification of a company read again (``fresh``, see
+    :func:`companies_in_doubt`) carrying what the read shows: the company's values and stamp
+    now (source :data:`READ_AGAIN`, the notification's own trigger kept), or its removal.
+
+    Notifications that become the same fact are kept once (a ``company.created`` and a
+    ``company.updated`` stay two: the created trigger syncs every attribute).
+    """
+    now = {f.intercom_id: f for f in fresh}
+    settled: list[F | CompanyChange | CompanyRemoval] = []
+    decided: list[CompanyChange | CompanyRemoval] = []
+    for fact in facts:
+        read = now.get(fact.intercom_id) if isinstance(fact, CompanyChange) else None
+        if read is None or not isinstance(fact, CompanyChange) or fact.kind == "snapshot":
+            settled.append(fact)
+            continue
+        if isinstance(read, CompanyRemoval):
+            replaced: CompanyChange | CompanyRemoval = replace(
+                read, company_id=read.company_id or fact.company_id
+            )
+        else:
+            replaced = replace(
+                fact,
+                company_id=read.company_id,
+                attributes=read.attributes,
+                updated_at=read.updated_at,
+                source=READ_AGAIN,
+            )
+        if replaced not in decided:  # several notifications, one read: decided once
+            decided.append(replaced)
+            settled.append(replaced)
+    return settled
 
 
 _NONE: frozenset[str] = frozenset()

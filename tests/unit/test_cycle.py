@@ -7,12 +7,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hyp
 
 from adapters.cycle import CycleReport, RecordResult, WriteRefused, run_cycle
 from adapters.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.config import Direction
+from ledger.decisions import READ_AGAIN
 from ledger.values import Rejected, convert, is_empty, same_value
 from tests.support import STANDARD_CONFIG, FakeClock
 
@@ -163,6 +166,158 @@ def test_an_edit_seen_first_by_the_read_before_a_write_still_syncs() -> None:
     assert (ic.get(iid) or {})["name"] == "Acme Renamed"
     echoes = [e for _, e in app.read_events() if isinstance(e, ev.EchoRecognised)]
     assert all(e.record_id != sid or "Name" not in e.fields for e in echoes)
+
+
+# -- Intercom's whole-second stamps ------------------------------------------------------------
+
+
+def mapped_pair() -> tuple[LedgerApp, FakeSalesforce, FakeIntercom, str, str]:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sid = sf.create(AccountNumber="k1", Name="Acme")
+    iid = ic.create("k1", {"industry": "Banking"})
+    for _ in range(2):
+        run_cycle(app, sf, ic)  # mapped and synced, then the echo
+    return app, sf, ic, sid, iid
+
+
+def test_changes_within_one_second_delivered_out_of_order_sync_the_current_value() -> None:
+    """Two edits within one second carry one ``updated_at``; Intercom retried the first one's
+    webhook, so it arrives last. The company is read again and the current value wins."""
+    app, sf, ic, sid, iid = mapped_pair()
+    with ic.within_one_second():
+        ic.update(iid, industry="Retail")
+        ic.update(iid, industry="Technology")
+    ic.requeue(ic.drain_notifications()[::-1])
+    report = run_cycle(app, sf, ic)
+    assert report.reread == 1
+    assert (sf.get(sid) or {})["Industry"] == "Technology"
+    assert report.writes_applied == 1  # the stale value was never planned
+    [changed] = [
+        e for _, e in app.read_events()
+        if isinstance(e, ev.CompanyUpdated) and e.source == READ_AGAIN
+    ]  # fmt: skip
+    assert changed.attributes["industry"] == "Technology"
+
+
+def test_a_stale_notification_of_the_same_second_in_a_later_cycle_changes_nothing() -> None:
+    app, sf, ic, sid, iid = mapped_pair()
+    with ic.within_one_second():
+        ic.update(iid, industry="Retail")
+        ic.update(iid, industry="Technology")
+    stale, current = ic.drain_notifications()
+    ic.requeue([current])
+    assert run_cycle(app, sf, ic).reread == 0
+    assert (sf.get(sid) or {})["Industry"] == "Technology"
+    run_cycle(app, sf, ic)  # the poll sees our write: an echo
+    position = app.state.position
+    ic.requeue([stale])
+    report = run_cycle(app, sf, ic)
+    assert report.reread == 1 and report.writes_planned == 0
+    assert (sf.get(sid) or {})["Industry"] == "Technology"
+    assert app.state.position == position  # the read repeats what the ledger holds
+
+
+def test_the_earlier_change_of_a_second_arriving_first_is_synced_then_replaced() -> None:
+    app, sf, ic, sid, iid = mapped_pair()
+    with ic.within_one_second():
+        ic.update(iid, industry="Retail")
+        ic.update(iid, industry="Technology")
+    first, second = ic.drain_notifications()
+    ic.requeue([first])
+    run_cycle(app, sf, ic)
+    ic.requeue([second])
+    assert run_cycle(app, sf, ic).reread == 1
+    assert (sf.get(sid) or {})["Industry"] == "Technology"
+
+
+def test_a_company_deleted_before_its_doubtful_notification_is_read_is_unmapped() -> None:
+    app, sf, ic, sid, iid = mapped_pair()
+    with ic.within_one_second():
+        ic.update(iid, industry="Retail")
+        ic.update(iid, industry="Technology")
+    notifications = ic.drain_notifications()
+    ic.delete(iid)
+    ic.drain_notifications()  # its webhook is still on the way
+    ic.requeue(notifications[::-1])
+    report = run_cycle(app, sf, ic)
+    assert report.reread == 1 and report.unmapped_by_reason == {"company deleted": 1}
+    assert (sf.get(sid) or {})["Industry"] == "Banking"
+
+
+def test_a_late_company_created_syncs_every_attribute_after_reads_got_ahead() -> None:
+    """The account is mapped through a lookup while the company's webhooks are still on the
+    way (Intercom retries them); the reads before our writes see the user's later edits first.
+    When the notifications arrive, older than those reads, the company is read again and its
+    created trigger syncs every attribute."""
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    iid = ic.create("k1", {"industry": "Agriculture", "size": 75})
+    sid = sf.create(AccountNumber="k1", Name="Acme")
+    held = ic.drain_notifications()
+    run_cycle(app, sf, ic)  # the lookup finds the company; the name goes to Intercom
+    ic.update(iid, industry="Banking")
+    ic.update(iid, industry="Technology")
+    held += ic.drain_notifications()
+    sf.update(sid, Name="Acme Renamed")
+    run_cycle(app, sf, ic)  # its read before writing the name sees "Technology"
+    assert (sf.get(sid) or {})["Industry"] is None
+    ic.drain_notifications()  # the echo of our write: delivered, nothing new
+    ic.requeue(held)
+    report = run_cycle(app, sf, ic)
+    assert report.reread == 1
+    assert (sf.get(sid) or {})["Industry"] == "Technology"
+    assert (sf.get(sid) or {})["NumberOfEmployees"] == 75
+
+
+def test_a_company_created_arriving_after_its_update_still_syncs_every_attribute() -> None:
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    iid = ic.create("k1", {"industry": "Agriculture", "size": 75})
+    sid = sf.create(AccountNumber="k1", Name="Acme")
+    [created] = ic.drain_notifications()
+    run_cycle(app, sf, ic)
+    ic.drain_notifications()  # the echo of our name
+    ic.update(iid, industry="Banking")
+    run_cycle(app, sf, ic)  # the update syncs what it changed
+    assert (sf.get(sid) or {})["NumberOfEmployees"] is None
+    ic.requeue([created])
+    assert run_cycle(app, sf, ic).reread == 1
+    assert (sf.get(sid) or {})["NumberOfEmployees"] == 75
+    assert (sf.get(sid) or {})["Industry"] == "Banking"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seconds=hyp.lists(
+        hyp.lists(
+            hyp.sampled_from(["Banking", "Retail", "Technology", "Agriculture"]),
+            min_size=1,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    order=hyp.randoms(use_true_random=False),
+    batches=hyp.integers(min_value=1, max_value=4),
+)
+def test_any_delivery_order_of_whole_second_changes_converges_to_the_current_value(
+    seconds: list[list[str]], order: random.Random, batches: int
+) -> None:
+    """Edits, a few within each second, delivered shuffled, some twice, over a few cycles:
+    Salesforce ends with Intercom's current value."""
+    app, sf, ic, sid, iid = mapped_pair()
+    for values in seconds:
+        with ic.within_one_second():
+            for value in values:
+                ic.update(iid, industry=value)
+    notifications = ic.drain_notifications()
+    notifications += order.sample(notifications, k=len(notifications) // 2)  # redelivered
+    order.shuffle(notifications)
+    size = -(-len(notifications) // batches)
+    for start in range(0, len(notifications), size):
+        ic.requeue(notifications[start : start + size])
+        run_cycle(app, sf, ic)
+    for _ in range(2):
+        run_cycle(app, sf, ic)
+    assert (sf.get(sid) or {})["Industry"] == (ic.get(iid) or {})["industry"]
 
 
 def test_deleting_an_account_only_drops_the_mapping() -> None:
