@@ -325,16 +325,11 @@ def test_two_services_on_one_postgres_ledger_take_turns(second_url: str, stack: 
     keys = make_pairs(stack, 50, rng)
     ids = {key: a["Id"] for key, a in accounts_by_key(stack).items()}
     samples: list[list[bool]] = []
-    # Intercom's updated_at counts whole seconds: two changes of one company within a second,
-    # delivered out of order (a 503 from an intake whose transaction lost to the leader's makes
-    # Intercom retry), cannot be ordered by the ledger: a known limit, kept out of this test.
-    last_change: dict[str, float] = {}
+    # One company often changes twice within a second (Intercom's updated_at counts whole
+    # seconds), and a 503 from an intake whose transaction lost to the leader's makes Intercom
+    # retry: such notifications arrive out of order, and the ledger reads the company again.
     for i in range(300):
         key = rng.choice(keys)
-        while time.monotonic() - last_change.get(key, 0.0) < 1.1:
-            key = rng.choice(keys)
-            time.sleep(0.01)
-        last_change[key] = time.monotonic()
         change_company(stack, key, rng)
         if i % 6 == 0:
             rename_accounts(stack, ids, 1, rng)

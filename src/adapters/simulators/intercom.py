@@ -395,7 +395,10 @@ def create_intercom_app(
 
     @app.get("/_sim/webhooks")
     async def sim_webhooks() -> JSONResponse:
-        return JSONResponse({"deliveries": [d.to_json() for d in sim.webhook_log]})
+        """Every delivery attempt so far, and how many deliveries are still to finish."""
+        pending = dispatcher.pending if dispatcher is not None else 0
+        deliveries = [d.to_json() for d in sim.webhook_log]
+        return JSONResponse({"deliveries": deliveries, "pending": pending})
 
     app.add_middleware(
         _Gateway,
