@@ -27,7 +27,7 @@ Where several live business accounts share a key, the most recently updated one 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -150,8 +150,10 @@ class Decider:
                 if change.source == READ_AGAIN:
                     # A read standing for notifications the ledger could not place (see
                     # companies_in_doubt): compared with the last trigger, every attribute
-                    # changed if none; a late company.created triggers even when it repeats.
-                    if isinstance(found, _Repeat) and change.kind != "created":
+                    # changed if none; a first company.created triggers even when it repeats.
+                    if prev.created and kind == "created":
+                        kind = "updated"
+                    if isinstance(found, _Repeat) and kind != "created":
                         return
                     found = None if prev.baseline is None else dict(prev.baseline)
                 elif isinstance(found, _Reread):
@@ -192,7 +194,7 @@ class Decider:
         if kind == "snapshot":
             return
         if (
-            change.kind != "created"  # we update companies; creating one is a user's trigger
+            kind != "created"  # we update companies; creating one is a user's trigger
             and before is not None
             and prev is not None
             and _is_echo(prev.expected, attrs, changed)
@@ -207,7 +209,7 @@ class Decider:
             )
             return
         key = change.company_id
-        trigger = "company_created" if change.kind == "created" else "company_updated"
+        trigger = "company_created" if kind == "created" else "company_updated"
         link = st.links.get(key)
         if link is not None and link.intercom_id != iid:
             self._unmap(link, "company replaced", cause)
@@ -225,7 +227,7 @@ class Decider:
                 )
                 return
             link = self._map(key, iid, winner.salesforce_id, trigger, cause)
-        only = None if change.kind == "created" else set(changed)
+        only = None if kind == "created" else set(changed)
         self._plan(Direction.INTERCOM_TO_SALESFORCE, link, only, trigger, cause)
 
     def company_removal(self, removal: CompanyRemoval) -> None:
@@ -331,6 +333,7 @@ class Decider:
         if (
             isinstance(fact, ev.AccountUpdated)
             and prev is not None
+            and prev.baseline is not None  # known from reads only: its first poll triggers
             and _is_echo(prev.expected, fields, changed)
         ):
             self.emit(
@@ -830,55 +833,80 @@ def companies_in_doubt(st: LedgerState, facts: Iterable[object]) -> list[str]:
     Intercom delivers webhooks out of order when it retries one, and stamps ``updated_at`` in
     whole seconds. A notification is placed when it is newer than anything known of the company,
     or when it shows what the ledger knows at its stamp: the last trigger's state (a repeat) or
-    the latest read (a change the read saw first; it triggers now). One older than the last
-    trigger is dropped (what it changed was decided then), except ``company.created``, whose
-    trigger syncs every attribute. Any other is in doubt:
+    the latest read, our own writes aside (a change the read saw first; it triggers now). One
+    older than the last trigger is dropped (what it changed was decided then), except a first
+    ``company.created``, whose trigger syncs every attribute. Any other is in doubt:
 
     * same ``updated_at`` as a known state, other values: two changes within one second,
       and the stamp cannot say which is current;
     * between the last trigger and a later read: a change no trigger decided yet, whose values
-      the read has already replaced.
+      the read has already replaced;
+    * from a company other than the one mapped for its ``company_id``: the mapped one may be
+      gone, or this one (a late notification of a company since deleted and replaced).
 
     A company in doubt is read again and its notifications are decided on what the read shows
     (:func:`settle`). Notifications earlier in ``facts`` count as known.
     """
-    known: dict[str, tuple[tuple[int, Mapping[str, Any]], tuple[int, Mapping[str, Any] | None]]]
-    known = {}
-    gone: set[str] = set()
+    known: dict[str, _Known] = {}
     doubt: list[str] = []
     for fact in facts:
         if isinstance(fact, CompanyRemoval):
-            gone.add(fact.intercom_id)
+            known[fact.intercom_id] = _Known(deleted=True)
             continue
         if not isinstance(fact, CompanyChange) or fact.kind == "snapshot":
             continue
         iid, stamp, values = fact.intercom_id, fact.updated_at, fact.attributes
-        if iid in gone or iid in doubt:
+        if iid in doubt:
             continue
-        if iid not in known:
-            prev = st.companies.get(iid)
-            if prev is None or prev.deleted:
-                known[iid] = ((stamp, values), (stamp, values))
-                continue
-            known[iid] = ((prev.updated_at, prev.attributes), (prev.trigger_stamp, prev.baseline))
-        (latest_stamp, latest), (trigger_stamp, baseline) = known[iid]
-        if stamp > latest_stamp:
-            known[iid] = ((stamp, values), (stamp, values))
-        elif stamp < trigger_stamp and fact.kind != "created":
+        k = known.get(iid)
+        if k is None:
+            k = known[iid] = _Known.of(st.companies.get(iid))
+        if k.deleted:
+            continue  # the decider drops notifications of a deleted company
+        link = st.links.get(fact.company_id) if fact.company_id else None
+        if link is not None and link.intercom_id != iid:
+            doubt.append(iid)
+        elif k.latest is None or stamp > k.latest[0]:
+            k.latest = k.trigger = (stamp, values)
+            k.created |= fact.kind == "created"
+        elif stamp < k.trigger[0] and (fact.kind != "created" or k.created):
             continue  # older than the last trigger: dropped
-        elif stamp == trigger_stamp and baseline is not None and _agree(baseline, values):
+        elif stamp == k.trigger[0] and k.trigger[1] is not None and _agree(k.trigger[1], values):
             continue  # a repeat
-        elif stamp == latest_stamp and _agree(latest, values):
-            known[iid] = ((latest_stamp, latest), (stamp, values))  # the read saw it first
+        elif stamp == k.latest[0] and _agree(k.latest[1], values, ignore=k.expected):
+            k.trigger = (stamp, values)  # the read saw it first
         else:
             doubt.append(iid)
     return doubt
 
 
-def _agree(known: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+@dataclass
+class _Known:
+    """What :func:`companies_in_doubt` knows of one company while it walks the facts."""
+
+    latest: tuple[int, Mapping[str, Any]] | None = None
+    trigger: tuple[int, Mapping[str, Any] | None] = (-1, None)
+    expected: Mapping[str, Any] = field(default_factory=dict)
+    created: bool = False
+    deleted: bool = False
+
+    @classmethod
+    def of(cls, record: CompanyRecord | None) -> _Known:
+        if record is None:
+            return cls()
+        return cls(
+            latest=(record.updated_at, record.attributes),
+            trigger=(record.trigger_stamp, record.baseline),
+            expected=record.expected,
+            created=record.created,
+            deleted=record.deleted,
+        )
+
+
+def _agree(known: Mapping[str, Any], values: Mapping[str, Any], ignore: Iterable[str] = ()) -> bool:
     """Whether two states of a company agree on every attribute both hold (activity counters
-    aside)."""
-    common = (known.keys() & values.keys()) - INTERCOM_VOLATILE_ATTRIBUTES
+    and ``ignore`` aside)."""
+    common = (known.keys() & values.keys()) - INTERCOM_VOLATILE_ATTRIBUTES - set(ignore)
     return not any(_differs(known[k], values[k]) for k in common)
 
 
@@ -900,8 +928,13 @@ def settle(
     decided: list[CompanyChange | CompanyRemoval] = []
     for fact in facts:
         read = now.get(fact.intercom_id) if isinstance(fact, CompanyChange) else None
-        if read is None or not isinstance(fact, CompanyChange) or fact.kind == "snapshot":
-            settled.append(fact)
+        if (
+            read is None
+            or not isinstance(fact, CompanyChange)
+            or fact.kind == "snapshot"
+            or (isinstance(read, CompanyChange) and read.updated_at < fact.updated_at)
+        ):
+            settled.append(fact)  # (a read older than the notification does not replace it)
             continue
         if isinstance(read, CompanyRemoval):
             replaced: CompanyChange | CompanyRemoval = replace(

@@ -51,6 +51,8 @@ class CompanyRecord:
     #: the attributes as of the last change Intercom reported (``None``: only read so far)
     baseline: Mapping[str, Any] | None = None
     trigger_stamp: int = -1
+    #: a ``company.created`` was decided (a later one is a duplicate)
+    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,7 @@ class LedgerState:
             trigger_stamp=(prev.trigger_stamp if alive and prev else -1)
             if observed
             else e.updated_at,
+            created=isinstance(e, ev.CompanyCreated) or bool(alive and prev and prev.created),
         )
         self._put(self.companies, e.intercom_id, record)
         if record.company_id:

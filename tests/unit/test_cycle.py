@@ -284,6 +284,77 @@ def test_a_company_created_arriving_after_its_update_still_syncs_every_attribute
     assert (sf.get(sid) or {})["Industry"] == "Banking"
 
 
+def test_a_late_notification_of_a_deleted_and_replaced_company_changes_nothing() -> None:
+    """Company X is updated, then deleted, and a new company takes its company_id; X's two
+    webhooks arrive late, in separate cycles. Reading X again finds it gone."""
+    app, sf, ic, sid, old = mapped_pair()
+    ic.update(old, industry="Retail")
+    late_update = ic.drain_notifications()
+    ic.delete(old)
+    late_deletion = ic.drain_notifications()
+    new = ic.create("k1", {"industry": "Technology", "size": 75})
+    run_cycle(app, sf, ic)
+    ic.requeue(late_update)
+    assert run_cycle(app, sf, ic).reread == 1
+    ic.requeue(late_deletion)
+    for _ in range(2):
+        run_cycle(app, sf, ic)
+    assert [(m.company_id, m.intercom_id) for m in app.mappings()] == [("k1", new)]
+    assert (sf.get(sid) or {})["Industry"] == "Technology"
+    sf.update(sid, Name="Acme Renamed")
+    run_cycle(app, sf, ic)
+    assert (ic.get(new) or {})["name"] == "Acme Renamed"
+
+
+def test_a_company_created_delivered_again_after_later_changes_syncs_nothing_again() -> None:
+    """A Salesforce edit of an Intercom-owned field stays: the second delivery of company.created
+    is no new trigger to sync every attribute."""
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sid = sf.create(AccountNumber="k1", Name="Acme")
+    iid = ic.create("k1", {"industry": "Agriculture", "size": 75})
+    [created] = ic.drain_notifications()
+    ic.requeue([created])
+    for _ in range(2):
+        run_cycle(app, sf, ic)
+    ic.update(iid, industry="Banking")
+    for _ in range(2):
+        run_cycle(app, sf, ic)
+    sf.update(sid, NumberOfEmployees=500)
+    run_cycle(app, sf, ic)
+    ic.requeue([created])
+    report = run_cycle(app, sf, ic)
+    assert report.writes_applied == 0
+    assert (sf.get(sid) or {})["NumberOfEmployees"] == 500
+
+
+def test_in_order_notifications_around_our_own_writes_need_no_read() -> None:
+    """A user edits the company just before a cycle reads it to write the name; the edit's
+    webhook and then our write's echo arrive in order: both are placed without a read."""
+    app, sf, ic, sid, iid = mapped_pair()
+    ic.update(iid, industry="Retail")
+    edit = ic.drain_notifications()
+    sf.update(sid, Name="Acme 2")
+    run_cycle(app, sf, ic)  # its read before writing the name sees "Retail"
+    ic.requeue(edit)  # ahead of our write's echo
+    report = run_cycle(app, sf, ic)
+    assert report.reread == 0
+    assert (sf.get(sid) or {})["Industry"] == "Retail"
+
+
+def test_a_new_account_first_seen_by_a_lookup_still_syncs_when_polled() -> None:
+    """A cycle woken by company.created (no poll) finds the new account by a lookup and writes
+    Industry to it; the poll then shows the account with our write. Its first poll is its
+    created trigger, not an echo: the name reaches Intercom."""
+    app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
+    sid = sf.create(AccountNumber="k1", Name="Acme")
+    iid = ic.create("k1", {"industry": "Banking"})
+    run_cycle(app, sf, ic, poll_salesforce=False)
+    assert (sf.get(sid) or {})["Industry"] == "Banking"
+    for _ in range(2):
+        run_cycle(app, sf, ic)
+    assert (ic.get(iid) or {})["name"] == "Acme"
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seconds=hyp.lists(
