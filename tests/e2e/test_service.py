@@ -28,6 +28,10 @@ def test_a_new_pair_is_mapped_and_synced_both_ways(stack: Stack) -> None:
     # "company created" row: the trigger finds the account, polled or looked up)
     wait_for(lambda: stack.account(sid)["Industry"] == "Banking", "Industry → Salesforce")
     assert stack.account(sid)["NumberOfEmployees"] == 50
+    # and the account's creation, whether the poll or the company's lookup saw it first,
+    # syncs its attributes to Intercom ("account created")
+    wait_for(lambda: stack.company(iid)["name"] == "Acme", "Name → Intercom")
+    assert stack.company(iid)["custom_attributes"]["plan"] == "Pro"
 
     # a user edits the account: every mapped attribute flows to Intercom ("account updated")
     stack.update_account(sid, Name="Acme Corp")
