@@ -180,13 +180,20 @@ def mapped_pair() -> tuple[LedgerApp, FakeSalesforce, FakeIntercom, str, str]:
     return app, sf, ic, sid, iid
 
 
-def test_changes_within_one_second_delivered_out_of_order_sync_the_current_value() -> None:
-    """Two edits within one second carry one ``updated_at``; Intercom retried the first one's
-    webhook, so it arrives last. The company is read again and the current value wins."""
+def one_second_of_changes() -> tuple[LedgerApp, FakeSalesforce, FakeIntercom, str, str]:
+    """A mapped pair whose company changes twice within one second: Retail, then Technology
+    (both notifications queued)."""
     app, sf, ic, sid, iid = mapped_pair()
     with ic.within_one_second():
         ic.update(iid, industry="Retail")
         ic.update(iid, industry="Technology")
+    return app, sf, ic, sid, iid
+
+
+def test_changes_within_one_second_delivered_out_of_order_sync_the_current_value() -> None:
+    """Two edits within one second carry one ``updated_at``; Intercom retried the first one's
+    webhook, so it arrives last. The company is read again and the current value wins."""
+    app, sf, ic, sid, _ = one_second_of_changes()
     ic.requeue(ic.drain_notifications()[::-1])
     report = run_cycle(app, sf, ic)
     assert report.reread == 1
@@ -200,10 +207,7 @@ def test_changes_within_one_second_delivered_out_of_order_sync_the_current_value
 
 
 def test_a_stale_notification_of_the_same_second_in_a_later_cycle_changes_nothing() -> None:
-    app, sf, ic, sid, iid = mapped_pair()
-    with ic.within_one_second():
-        ic.update(iid, industry="Retail")
-        ic.update(iid, industry="Technology")
+    app, sf, ic, sid, _ = one_second_of_changes()
     stale, current = ic.drain_notifications()
     ic.requeue([current])
     assert run_cycle(app, sf, ic).reread == 0
@@ -218,10 +222,7 @@ def test_a_stale_notification_of_the_same_second_in_a_later_cycle_changes_nothin
 
 
 def test_the_earlier_change_of_a_second_arriving_first_is_synced_then_replaced() -> None:
-    app, sf, ic, sid, iid = mapped_pair()
-    with ic.within_one_second():
-        ic.update(iid, industry="Retail")
-        ic.update(iid, industry="Technology")
+    app, sf, ic, sid, _ = one_second_of_changes()
     first, second = ic.drain_notifications()
     ic.requeue([first])
     run_cycle(app, sf, ic)
@@ -231,10 +232,7 @@ def test_the_earlier_change_of_a_second_arriving_first_is_synced_then_replaced()
 
 
 def test_a_company_deleted_before_its_doubtful_notification_is_read_is_unmapped() -> None:
-    app, sf, ic, sid, iid = mapped_pair()
-    with ic.within_one_second():
-        ic.update(iid, industry="Retail")
-        ic.update(iid, industry="Technology")
+    app, sf, ic, sid, iid = one_second_of_changes()
     notifications = ic.drain_notifications()
     ic.delete(iid)
     ic.drain_notifications()  # its webhook is still on the way
