@@ -168,7 +168,7 @@ def check_target(
     """
     soql = "SELECT Id, IsSandbox FROM Organization"
     try:
-        rows = list(accounts._query(soql, []))
+        rows = accounts.query(soql)
     except Exception as exc:  # every failure to confirm the org refuses: fail closed
         detail = exc.message if isinstance(exc, SalesforceError) else type(exc).__name__
         raise ReplayRefused(

@@ -382,6 +382,11 @@ class SalesforceAccounts:
             source=source,
         )
 
+    def query(self, soql: str) -> list[Mapping[str, Any]]:
+        """Every record ``soql`` selects, page by page (each page retried on its own): for
+        reads beyond the Account sync, such as the replay guard's ``Organization`` check."""
+        return list(self._query(soql, []))
+
     def _query(self, soql: str, calls: list[JSON]) -> Iterator[Mapping[str, Any]]:
         """Every record of ``soql``, page by page (each page retried on its own)."""
         page = self._call("GET", "query", calls, lambda: self._sf.query(soql))

@@ -120,7 +120,7 @@ class Decider:
         )
         if config.identifier != previous.identifier:
             for link in sorted(self.state.links.values(), key=lambda lk: lk.company_id):
-                self._unmap(link, "identifier field changed", fact.ref)
+                self.unmap_pair(link, "identifier field changed", fact.ref)
         self._rejudge(self.state.pending_writes(), fact.ref)
         return fact
 
@@ -212,7 +212,7 @@ class Decider:
         trigger = "company_created" if kind == "created" else "company_updated"
         link = st.links.get(key)
         if link is not None and link.intercom_id != iid:
-            self._unmap(link, "company replaced", cause)
+            self.unmap_pair(link, "company replaced", cause)
             link = None
         if link is None:
             winner = next(iter(st.candidates(key)), None)
@@ -226,9 +226,9 @@ class Decider:
                     cause=cause,
                 )
                 return
-            link = self._map(key, iid, winner.salesforce_id, trigger, cause)
+            link = self.map_pair(key, iid, winner.salesforce_id, trigger, cause)
         only = None if kind == "created" else set(changed)
-        self._plan(Direction.INTERCOM_TO_SALESFORCE, link, only, trigger, cause)
+        self.plan_sync(Direction.INTERCOM_TO_SALESFORCE, link, only, trigger, cause)
 
     def company_removal(self, removal: CompanyRemoval) -> None:
         """Record an Intercom company deletion: the mapping goes, the account stays."""
@@ -247,7 +247,7 @@ class Decider:
         if company_id:
             link = st.links.get(company_id)
             if link is not None and link.intercom_id == removal.intercom_id:
-                self._unmap(link, "company deleted", fact.ref)
+                self.unmap_pair(link, "company deleted", fact.ref)
         self._rejudge_record(ev.INTERCOM, removal.intercom_id, fact.ref)
 
     # --- Salesforce ----------------------------------------------------------------------
@@ -318,14 +318,14 @@ class Decider:
                 cause=cause,
             )
             if linked_key is not None:
-                self._unmap(st.links[linked_key], "account is a person account", cause)
+                self.unmap_pair(st.links[linked_key], "account is a person account", cause)
                 self._reevaluate(linked_key, cause, take_over=True)
             return
         if snapshot:
             # A read can show that the holder left its key or that a duplicate now holds it;
             # it ends or switches mappings but creates none (that is for the triggers).
             if linked_key is not None and linked_key != new_key:
-                self._unmap(st.links[linked_key], "key changed", cause)
+                self.unmap_pair(st.links[linked_key], "key changed", cause)
                 self._reevaluate(linked_key, cause, take_over=True)
             for key in sorted({k for k in (old_key, new_key) if k is not None}):
                 self._reevaluate(key, cause, take_over=False)
@@ -351,7 +351,7 @@ class Decider:
             ev.AccountIdentifierChanged: "account_identifier_changed",
         }[type(fact)]
         if linked_key is not None and linked_key != new_key:
-            self._unmap(st.links[linked_key], "key changed", cause)
+            self.unmap_pair(st.links[linked_key], "key changed", cause)
             self._reevaluate(linked_key, cause, take_over=True)
         elif old_key is not None and old_key != new_key:
             self._reevaluate(old_key, cause, take_over=False)
@@ -381,7 +381,7 @@ class Decider:
         )
         key = st.link_by_account.get(removal.salesforce_id)
         if key is not None:
-            self._unmap(st.links[key], "account deleted", fact.ref)
+            self.unmap_pair(st.links[key], "account deleted", fact.ref)
             self._reevaluate(key, fact.ref, take_over=True)
         self._rejudge_record(ev.SALESFORCE, removal.salesforce_id, fact.ref)
 
@@ -509,9 +509,10 @@ class Decider:
 
     # --- identity ------------------------------------------------------------------------
 
-    def _map(
+    def map_pair(
         self, key: str, intercom_id: str, salesforce_id: str, trigger: str, cause: str
     ) -> IdentityLink:
+        """Record the mapping ``key``: company ``intercom_id`` ↔ account ``salesforce_id``."""
         st = self.state
         self.emit(
             ev.IdentityMapped,
@@ -526,7 +527,8 @@ class Decider:
         )
         return st.links[key]
 
-    def _unmap(self, link: IdentityLink, reason: str, cause: str) -> None:
+    def unmap_pair(self, link: IdentityLink, reason: str, cause: str) -> None:
+        """End the mapping ``link`` and close the pending writes it no longer allows."""
         self.emit(
             ev.IdentityUnmapped,
             ids.identity_stream(link.company_id),
@@ -565,14 +567,14 @@ class Decider:
             return
         link = st.links.get(key)
         if link is not None and link.salesforce_id != sid:
-            self._unmap(link, "superseded by a more recently updated duplicate", cause)
+            self.unmap_pair(link, "superseded by a more recently updated duplicate", cause)
             link = None
         if link is not None and link.intercom_id != company.intercom_id:
-            self._unmap(link, "company replaced", cause)
+            self.unmap_pair(link, "company replaced", cause)
             link = None
         if link is None:
-            link = self._map(key, company.intercom_id, sid, trigger, cause)
-        self._plan(Direction.SALESFORCE_TO_INTERCOM, link, None, trigger, cause)
+            link = self.map_pair(key, company.intercom_id, sid, trigger, cause)
+        self.plan_sync(Direction.SALESFORCE_TO_INTERCOM, link, None, trigger, cause)
 
     def _reevaluate(self, key: str, cause: str, *, take_over: bool) -> None:
         """Make the best live candidate hold ``key``'s mapping.
@@ -587,19 +589,19 @@ class Decider:
         if link is not None:
             if winner is None or company is None or winner.salesforce_id == link.salesforce_id:
                 return
-            self._unmap(link, "superseded by a more recently updated duplicate", cause)
+            self.unmap_pair(link, "superseded by a more recently updated duplicate", cause)
             trigger = "duplicate_superseded"
         elif take_over and winner is not None and company is not None:
             trigger = "duplicate_took_over"
         else:
             return
         assert winner is not None and company is not None
-        new_link = self._map(key, company.intercom_id, winner.salesforce_id, trigger, cause)
-        self._plan(Direction.SALESFORCE_TO_INTERCOM, new_link, None, trigger, cause)
+        new_link = self.map_pair(key, company.intercom_id, winner.salesforce_id, trigger, cause)
+        self.plan_sync(Direction.SALESFORCE_TO_INTERCOM, new_link, None, trigger, cause)
 
     # --- attribute writes ----------------------------------------------------------------
 
-    def _plan(
+    def plan_sync(
         self,
         direction: Direction,
         link: IdentityLink,
@@ -607,6 +609,9 @@ class Decider:
         trigger: str,
         cause: str,
     ) -> None:
+        """Plan the writes of ``direction`` for the mapped pair ``link`` under the rules:
+        every mapped attribute, or only those whose source field is in ``only``. A newer plan
+        supersedes a write to the same field still pending."""
         st = self.state
         account = st.accounts[link.salesforce_id]
         company = st.companies[link.intercom_id]

@@ -62,17 +62,17 @@ def decide_keys(d: Decider, run_stream: UUID, run_id: str, keys: Sequence[str]) 
             continue
         link = st.links.get(key)
         if link is not None and link.salesforce_id != winner.salesforce_id:
-            d._unmap(link, "superseded by a more recently updated duplicate", cause)
+            d.unmap_pair(link, "superseded by a more recently updated duplicate", cause)
             link = None
         if link is not None and link.intercom_id != company.intercom_id:
-            d._unmap(link, "company replaced", cause)
+            d.unmap_pair(link, "company replaced", cause)
             link = None
         holder = st.link_by_account.get(winner.salesforce_id)
         if link is None and holder is not None and holder != key:
-            d._unmap(st.links[holder], "key changed", cause)
+            d.unmap_pair(st.links[holder], "key changed", cause)
         if link is None:
-            link = d._map(key, company.intercom_id, winner.salesforce_id, TRIGGER, cause)
-        d._plan(Direction.SALESFORCE_TO_INTERCOM, link, None, TRIGGER, cause)
-        d._plan(Direction.INTERCOM_TO_SALESFORCE, link, None, TRIGGER, cause)
+            link = d.map_pair(key, company.intercom_id, winner.salesforce_id, TRIGGER, cause)
+        d.plan_sync(Direction.SALESFORCE_TO_INTERCOM, link, None, TRIGGER, cause)
+        d.plan_sync(Direction.INTERCOM_TO_SALESFORCE, link, None, TRIGGER, cause)
         mapped += 1
     return mapped
