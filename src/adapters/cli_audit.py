@@ -237,7 +237,10 @@ def _print_history(kind: str, history: RecordHistory, out: Console) -> None:
     out.print(f"[bold]{name} {escape(history.record_id)}[/]{escape(key)}{state}")
     for e in history.entries:
         version = "" if e.config_version is None else f"  [dim]config v{e.config_version}[/]"
-        cause = f"  [dim]cause {escape(e.cause)}[/]" if e.cause else ""
+        if e.cause_position is not None:
+            cause = f"  [dim]← #{e.cause_position} {escape(e.cause_summary or '')}[/]"
+        else:
+            cause = f"  [dim]cause {escape(e.cause)}[/]" if e.cause else ""
         out.print(
             f"{e.position:>9}  {_when(e.at)}  {escape(e.summary)}{version}{cause}", soft_wrap=True
         )

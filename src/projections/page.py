@@ -317,7 +317,7 @@ class Page:
             e.system,
             e.record_id,
             "echo",
-            "our own write seen again: " + ", ".join(e.fields),
+            "our own write seen again" + (": " + ", ".join(e.fields) if e.fields else ""),
             cause=e.cause,
             details={"fields": list(e.fields)},
         )

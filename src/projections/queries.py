@@ -288,7 +288,7 @@ class Audit:
             query = query.limit(limit)
         with self._connect() as conn:
             record = _record(conn, system, record_id)
-            entries = [_entry(r._mapping) for r in conn.execute(query)]
+            entries = _with_causes(conn, [_entry(r._mapping) for r in conn.execute(query)])
         return RecordHistory(
             system=system,  # type: ignore[arg-type]
             record_id=record_id,
@@ -365,6 +365,32 @@ def _entry(row: Any) -> TimelineEntry:
     for private in ("system", "record_id", "company_id", "ref"):
         data.pop(private)
     return TimelineEntry(**data)
+
+
+#: references resolved per query (well under SQLite's bound-parameter limit)
+CAUSES_PER_QUERY = 500
+
+
+def _with_causes(conn: Connection, entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """``entries`` with each cause's position and summary, looked up by reference."""
+    refs = sorted({e.cause for e in entries if e.cause})
+    found: dict[str, tuple[int, str]] = {}
+    t = m.timeline
+    for i in range(0, len(refs), CAUSES_PER_QUERY):
+        chunk = refs[i : i + CAUSES_PER_QUERY]
+        rows = conn.execute(
+            select(t.c.ref, t.c.position, t.c.summary)
+            .where(t.c.ref.in_(chunk))
+            .order_by(t.c.ref, t.c.position, t.c.seq)
+        )
+        for row in rows:
+            found.setdefault(row.ref, (row.position, row.summary))
+    return [
+        e.model_copy(update={"cause_position": hit[0], "cause_summary": hit[1]})
+        if e.cause and (hit := found.get(e.cause))
+        else e
+        for e in entries
+    ]
 
 
 def _write(row: Any) -> WriteEntry:

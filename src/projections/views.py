@@ -66,7 +66,9 @@ class MappingTable(_View):
 class TimelineEntry(_View):
     """One thing that happened to a record: an observation, a mapping change, a write decision
     or outcome. ``event`` is the ledger event's type, ``cause`` the reference
-    (``<stream>:<version>``) of the event that caused it, ``details`` the rest."""
+    (``<stream>:<version>``) of the event that caused it, ``details`` the rest. In a record's
+    history the cause is resolved too: ``cause_position`` and ``cause_summary`` are that event's
+    position and summary (``None`` when it left no timeline entry)."""
 
     position: int
     seq: int
@@ -76,6 +78,8 @@ class TimelineEntry(_View):
     summary: str
     field: str | None = None
     cause: str | None = None
+    cause_position: int | None = None
+    cause_summary: str | None = None
     config_version: int | None = None
     details: dict[str, Any]
 

@@ -168,6 +168,21 @@ def test_a_company_timeline_has_the_writes_to_it_and_its_mapping() -> None:
     assert not unknown.known and unknown.entries == []
 
 
+def test_a_timeline_names_the_position_and_summary_of_each_cause() -> None:
+    s = story()
+    by_position = dict(s.app.read_events())
+    history = Audit(projector_for(s.app)).history_account(s.accounts["k0"])
+    caused = [e for e in history.entries if e.cause]
+    resolved = [e for e in caused if e.cause_position is not None]
+    assert resolved and len(resolved) == len(caused)  # every cause here left an entry
+    for e in resolved:
+        assert by_position[e.cause_position].ref == e.cause
+        assert e.cause_summary and e.cause_position <= e.position
+    mapping = next(e for e in history.entries if e.category == "mapping")
+    # the account waited; the company's creation (on the other record's timeline) mapped it
+    assert mapping.cause_summary and mapping.cause_summary.startswith("created in Intercom")
+
+
 def test_history_filters_by_time() -> None:
     s = story()
     audit = Audit(projector_for(s.app))
