@@ -13,9 +13,10 @@ The bulk update the seed says Intercom's app lacks. A run (recorded in its own s
    writes, 200 Salesforce records a request.
 
 It is bulk work: before each step it stops at 40 % of the Salesforce API allocation
-(:class:`BackfillPaused`); running it again resumes after the last batch decided. Nothing is
-written twice: writes are planned in the ledger before they are sent and the writer records
-every outcome (the sync's own outbox guarantee).
+(:class:`BackfillPaused`); running it again resumes after the last batch decided, and sends any
+write a stopped run left planned before it finishes. Nothing is written twice: writes are
+planned in the ledger before they are sent and the writer records every outcome (the sync's
+own outbox guarantee).
 
 ``dry_run`` reads everything, takes the same decisions on the live state and rolls them back
 (:meth:`LedgerApp.preview`): nothing is recorded and nothing is written.
@@ -124,7 +125,13 @@ def run_backfill(
         cycle = run_cycle(app, salesforce, intercom, poll_salesforce=False)
         _merge(report.cycles, cycle)
         progress("sync", min(i + KEYS_PER_BATCH, len(keys)), len(keys))
+    if app.pending_writes():
+        # a run stopped during a batch's cycle (killed, or an outage) left writes planned:
+        # send them before finishing, even when no key is left to decide
+        _merge(report.cycles, run_cycle(app, salesforce, intercom, poll_salesforce=False))
     failed = [f for f in report.cycles.failures if not f["retryable"]]
+    pending = len(app.pending_writes())
+    still = f", {pending} still pending (the sync retries them)" if pending else ""
     app.record_run(
         stream,
         [
@@ -134,7 +141,8 @@ def run_backfill(
                     "run_id": report.run_id,
                     "outcome": "completed with failures" if failed else "completed",
                     "detail": f"{report.cycles.mappings_made} mapping(s) made, "
-                    f"{report.cycles.writes_applied} write(s) applied, {len(failed)} failed",
+                    f"{report.cycles.writes_applied} write(s) applied, {len(failed)} failed"
+                    f"{still}",
                 },
             )
         ],

@@ -111,17 +111,7 @@ def _final_values(w: World) -> dict[str, tuple[Any, ...]]:
     "batch",
     [
         pytest.param(2, id="killed-in-batch-2-of-3"),
-        pytest.param(
-            3,
-            id="killed-in-the-last-batch",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect in adapters.backfill.run_backfill: a run killed during the last "
-                "batch's cycle resumes with 0 keys left, so it runs no sync cycle and records "
-                "BackfillFinished 'completed' with that batch's writes still pending (its "
-                "Intercom writes never sent, its applied Salesforce writes never recorded)",
-            ),
-        ),
+        pytest.param(3, id="killed-in-the-last-batch"),
     ],
 )
 def test_a_backfill_killed_midway_and_resumed_writes_everything_exactly_once(
