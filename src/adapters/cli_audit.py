@@ -21,7 +21,14 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from projections.projector import LedgerLog, ProjectionError, Projector
 from projections.queries import MAX_LIMIT, Audit, AuditQueryError
@@ -113,7 +120,10 @@ def _audit(database_url: str | None) -> Iterator[Audit]:
         yield Audit(projector)
 
 
-def _with_progress(label: str, run: Any) -> int:
+@contextmanager
+def progress_bar(label: str) -> Iterator[tuple[Progress, TaskID]]:
+    """A transient progress bar on stderr (label, bar, done of total, time left) and its task;
+    the total is unknown until the caller sets it."""
     with Progress(
         TextColumn(label),
         BarColumn(),
@@ -122,7 +132,11 @@ def _with_progress(label: str, run: Any) -> int:
         console=Console(stderr=True),
         transient=True,
     ) as progress:
-        task = progress.add_task(label, total=None)
+        yield progress, progress.add_task(label, total=None)
+
+
+def _with_progress(label: str, run: Any) -> int:
+    with progress_bar(label) as (progress, task):
 
         def show(_applied: int, last: int) -> None:
             progress.update(task, completed=_applied, total=last)

@@ -15,9 +15,9 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from adapters.chain import ChainReport, NoChainError, open_chained_recorder, verify_chain
+from adapters.cli_audit import progress_bar
 from adapters.store import DatabaseUrlError, ledger_env
 from ledger.application import LedgerApp
 
@@ -80,15 +80,7 @@ def verify(
     except PersistenceError as exc:
         _fail(f"cannot open the ledger at {url}: {exc}", 2)
     try:
-        with Progress(
-            TextColumn("verifying"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as progress:
-            task = progress.add_task("verify", total=None)
+        with progress_bar("verifying") as (progress, task):
             report = verify_chain(
                 recorder,
                 expected_head=expected,

@@ -348,12 +348,30 @@ class Page:
         how = (
             f"by {e.identifier_field} = {e.company_id!r} ({e.trigger}, config v{e.config_version})"
         )
+        self._both_sides(
+            e,
+            "mapping",
+            lambda other: f"mapped to {other} {how}",
+            {"trigger": e.trigger},
+            config_version=e.config_version,
+        )
+
+    def _both_sides(
+        self,
+        e: ev.IdentityMapped | ev.IdentityUnmapped,
+        category: str,
+        summary: Callable[[str], str],
+        extra: dict[str, Any],
+        config_version: int | None = None,
+    ) -> None:
+        """One timeline entry on each record of a mapping change; ``summary`` is given the
+        other record ("account …" or "company …")."""
         details = {
             "company_id": e.company_id,
             "intercom_id": e.intercom_id,
             "salesforce_id": e.salesforce_id,
             "identifier_field": e.identifier_field,
-            "trigger": e.trigger,
+            **extra,
         }
         for system, record_id, other in (
             (ev.INTERCOM, e.intercom_id, f"account {e.salesforce_id}"),
@@ -362,11 +380,11 @@ class Page:
             self._entry(
                 system,
                 record_id,
-                "mapping",
-                f"mapped to {other} {how}",
+                category,
+                summary(other),
                 company_id=e.company_id,
                 cause=e.cause,
-                config_version=e.config_version,
+                config_version=config_version,
                 details=details,
             )
 
@@ -384,26 +402,9 @@ class Page:
         span = self.spans.get(e.company_id)
         if span is not None and span["salesforce_id"] == e.salesforce_id:
             self._close(span, e.reason, e.cause)
-        details = {
-            "company_id": e.company_id,
-            "intercom_id": e.intercom_id,
-            "salesforce_id": e.salesforce_id,
-            "identifier_field": e.identifier_field,
-            "reason": e.reason,
-        }
-        for system, record_id, other in (
-            (ev.INTERCOM, e.intercom_id, f"account {e.salesforce_id}"),
-            (ev.SALESFORCE, e.salesforce_id, f"company {e.intercom_id}"),
-        ):
-            self._entry(
-                system,
-                record_id,
-                "unmapping",
-                f"unmapped from {other}: {e.reason}",
-                company_id=e.company_id,
-                cause=e.cause,
-                details=details,
-            )
+        self._both_sides(
+            e, "unmapping", lambda other: f"unmapped from {other}: {e.reason}", {"reason": e.reason}
+        )
 
     # --- writes ---------------------------------------------------------------------------
 
