@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -89,3 +91,24 @@ def webhook_receiver(inbox: Inbox) -> FastAPI:
         return PlainTextResponse(outcome, status_code=400 if outcome.startswith("rej") else 200)
 
     return app
+
+
+def ingest_concurrently(
+    apps: Sequence[LedgerApp], work: Callable[[LedgerApp, int], None]
+) -> list[BaseException]:
+    """Run ``work(app, n * 1000)`` for every ``apps[n]`` at once, one thread each; the
+    exceptions they raised."""
+    errors: list[BaseException] = []
+
+    def run(app: LedgerApp, offset: int) -> None:
+        try:
+            work(app, offset)
+        except BaseException as exc:  # pragma: no cover - reported by the caller's assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(app, n * 1000)) for n, app in enumerate(apps)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from typing import Any
 
 import psycopg
@@ -18,7 +17,7 @@ from adapters.store import ledger_env
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange
 from tests.conftest import Factory
-from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
+from tests.support import CATALOG, STANDARD_CONFIG, FakeClock, ingest_concurrently
 
 
 @pytest.fixture
@@ -141,21 +140,12 @@ def test_deleting_the_last_event_and_deleting_two_rows_are_found(
 def test_concurrent_writers_keep_one_valid_chain(open_ledger: Factory, database_url: str) -> None:
     apps = [open_ledger(), open_ledger()]
     apps[0].apply_config(STANDARD_CONFIG, CATALOG)
-    errors: list[BaseException] = []
 
     def work(app: LedgerApp, offset: int) -> None:
-        try:
-            for batch in range(12):
-                app.ingest(accounts(offset + batch * 5, 5))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for batch in range(12):
+            app.ingest(accounts(offset + batch * 5, 5))
 
-    threads = [threading.Thread(target=work, args=(app, n * 1000)) for n, app in enumerate(apps)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert ingest_concurrently(apps, work) == []
     factory, recorder = open_chained_recorder(ledger_env(database_url), LedgerApp.name)
     try:
         report = verify_chain(recorder)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from adapters.store import DatabaseUrlError, ledger_env
@@ -11,7 +9,7 @@ from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange, CompanyChange, WriteOutcome
 from tests.conftest import Factory
-from tests.support import CATALOG, STANDARD_CONFIG
+from tests.support import CATALOG, STANDARD_CONFIG, ingest_concurrently
 
 
 def stamp(n: int) -> str:
@@ -74,21 +72,12 @@ def test_a_second_process_catches_up_before_deciding(open_ledger: Factory) -> No
 def test_concurrent_writers_lose_nothing_and_agree(open_ledger: Factory) -> None:
     apps = [open_ledger(), open_ledger()]
     apps[0].apply_config(STANDARD_CONFIG, CATALOG)
-    errors: list[BaseException] = []
 
     def work(app: LedgerApp, offset: int) -> None:
-        try:
-            for batch in range(15):
-                app.ingest(accounts(offset + batch * 10, 10, minute=batch))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for batch in range(15):
+            app.ingest(accounts(offset + batch * 10, 10, minute=batch))
 
-    threads = [threading.Thread(target=work, args=(app, n * 1000)) for n, app in enumerate(apps)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert ingest_concurrently(apps, work) == []
     for app in apps:
         app.catch_up()
     assert apps[0].state.snapshot() == apps[1].state.snapshot()
