@@ -26,7 +26,7 @@ Where several live business accounts share a key, the most recently updated one 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -822,8 +822,7 @@ class _Reread(_Repeat):
 
 
 def _repeats(known: Mapping[str, Any], values: dict[str, Any]) -> _Repeat | None:
-    common = known.keys() & values.keys()
-    if any(_differs(known[k], values[k]) for k in common):
+    if not _agree(known, values):
         return None
     return _Reread() if values.keys() - known.keys() else _Repeat()
 
@@ -876,9 +875,15 @@ def companies_in_doubt(st: LedgerState, facts: Iterable[object]) -> list[str]:
             k.created |= fact.kind == "created"
         elif stamp < k.trigger[0] and (fact.kind != "created" or k.created):
             continue  # older than the last trigger: dropped
-        elif stamp == k.trigger[0] and k.trigger[1] is not None and _agree(k.trigger[1], values):
+        elif (
+            stamp == k.trigger[0]
+            and k.trigger[1] is not None
+            and _agree(k.trigger[1], values, INTERCOM_VOLATILE_ATTRIBUTES)
+        ):
             continue  # a repeat
-        elif stamp == k.latest[0] and _agree(k.latest[1], values, ignore=k.expected):
+        elif stamp == k.latest[0] and _agree(
+            k.latest[1], values, INTERCOM_VOLATILE_ATTRIBUTES | k.expected.keys()
+        ):
             k.trigger = (stamp, values)  # the read saw it first
         else:
             doubt.append(iid)
@@ -908,10 +913,11 @@ class _Known:
         )
 
 
-def _agree(known: Mapping[str, Any], values: Mapping[str, Any], ignore: Iterable[str] = ()) -> bool:
-    """Whether two states of a company agree on every attribute both hold (activity counters
-    and ``ignore`` aside)."""
-    common = (known.keys() & values.keys()) - INTERCOM_VOLATILE_ATTRIBUTES - set(ignore)
+def _agree(
+    known: Mapping[str, Any], values: Mapping[str, Any], ignore: Set[str] = frozenset()
+) -> bool:
+    """Whether two states of a record agree on every field both hold, ``ignore`` aside."""
+    common = (known.keys() & values.keys()) - ignore
     return not any(_differs(known[k], values[k]) for k in common)
 
 
