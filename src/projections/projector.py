@@ -19,12 +19,23 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
-from sqlalchemy import Connection, and_, create_engine, delete, event, select, text, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
@@ -332,35 +343,33 @@ class Projector:
     # --- loading and writing the stateful rows ----------------------------------------------
 
     def _load_records(self, conn: Connection, keys: set[RecordKey]) -> dict[RecordKey, Row]:
-        found: dict[RecordKey, Row] = {}
         t = m.records
-        ordered = sorted(keys)
-        for i in range(0, len(ordered), CHUNK):
-            chunk = ordered[i : i + CHUNK]
-            for row in conn.execute(select(t).where(tuple_(t.c.system, t.c.record_id).in_(chunk))):
-                found[(row.system, row.record_id)] = dict(row._mapping)
-        return found
+        return _load_in_chunks(
+            conn,
+            keys,
+            lambda chunk: select(t).where(tuple_(t.c.system, t.c.record_id).in_(chunk)),
+            lambda row: (row.system, row.record_id),
+        )
 
     def _load_spans(self, conn: Connection, keys: set[str]) -> dict[str, Row]:
-        found: dict[str, Row] = {}
         t = m.mappings
-        ordered = sorted(keys)
-        for i in range(0, len(ordered), CHUNK):
-            query = select(t).where(
-                and_(t.c.company_id.in_(ordered[i : i + CHUNK]), t.c.unmapped_position.is_(None))
-            )
-            for row in conn.execute(query):
-                found[row.company_id] = dict(row._mapping)
-        return found
+        return _load_in_chunks(
+            conn,
+            keys,
+            lambda chunk: select(t).where(
+                and_(t.c.company_id.in_(chunk), t.c.unmapped_position.is_(None))
+            ),
+            lambda row: row.company_id,
+        )
 
     def _load_statuses(self, conn: Connection, write_ids: set[str]) -> dict[str, Row]:
-        found: dict[str, Row] = {}
         t = m.write_status
-        ordered = sorted(write_ids)
-        for i in range(0, len(ordered), CHUNK):
-            for row in conn.execute(select(t).where(t.c.write_id.in_(ordered[i : i + CHUNK]))):
-                found[row.write_id] = dict(row._mapping)
-        return found
+        return _load_in_chunks(
+            conn,
+            write_ids,
+            lambda chunk: select(t).where(t.c.write_id.in_(chunk)),
+            lambda row: row.write_id,
+        )
 
     def _write(self, conn: Connection, rows: Page) -> None:
         for name, table in INSERTED.items():
@@ -439,3 +448,21 @@ class _Closing:
 
     def __exit__(self, *exc: object) -> None:
         self.conn.close()
+
+
+K = TypeVar("K")
+
+
+def _load_in_chunks(
+    conn: Connection,
+    keys: set[K],
+    query: Callable[[list[K]], Select[Any]],
+    key_of: Callable[[Any], K],
+) -> dict[K, Row]:
+    """The rows ``query`` selects for ``keys``, :data:`CHUNK` keys a query, by ``key_of(row)``."""
+    ordered = sorted(keys)  # type: ignore[type-var]
+    found: dict[K, Row] = {}
+    for i in range(0, len(ordered), CHUNK):
+        for row in conn.execute(query(ordered[i : i + CHUNK])):
+            found[key_of(row)] = dict(row._mapping)
+    return found
