@@ -50,15 +50,17 @@ from bench_common import Section, Target
 from fastapi import FastAPI, Request
 from starlette.responses import PlainTextResponse
 
-from adapters.cycle import CycleReport, RecordResult, Updates, run_cycle
-from adapters.demo import demo_config
-from adapters.intercom import IntercomCompanies
-from adapters.salesforce import COLLECTION_SIZE, SalesforceAccounts
+from adapters.demo.story import demo_config
+from adapters.intercom.client import IntercomCompanies
+from adapters.intercom.system import IntercomSystem
+from adapters.salesforce.client import COLLECTION_SIZE, SalesforceAccounts
+from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
-from adapters.store import ledger_env
-from adapters.systems import IntercomSystem, SalesforceSystem
+from adapters.store.database import ledger_env
+from adapters.sync.cycle import CycleReport, run_cycle
+from adapters.sync.ports import RecordResult, Updates
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
 from ledger.facts import (

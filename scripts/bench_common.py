@@ -200,7 +200,7 @@ def databases(tmp: Path, pg: PostgresAdmin | None) -> list[Database]:
 def library_env(database_url: str) -> dict[str, str]:
     """The product's store settings (``ledger_env``) on eventsourcing's own recorder, without
     syncledger's hash-chained subclass: what "the library's raw append rate" means here."""
-    from adapters.store import ledger_env
+    from adapters.store.database import ledger_env
 
     env = ledger_env(database_url)
     env.pop("APPLICATION_RECORDER_TOPIC", None)
@@ -209,7 +209,7 @@ def library_env(database_url: str) -> dict[str, str]:
 
 def product_env(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` (a library env) with syncledger's hash-chained recorder, as ``ledger_env``."""
-    from adapters.chain import RECORDER_TOPICS
+    from adapters.store.chain import RECORDER_TOPICS
 
     out = dict(env)
     topic = RECORDER_TOPICS.get(out.get("PERSISTENCE_MODULE", ""))

@@ -24,7 +24,7 @@ from pathlib import Path
 from bench_common import Database, Sample, Section, Target, library_env, rate, ratio
 from bench_store import BATCH, RawApp, Tick, account_pages, measure_ledger, measure_raw
 
-from adapters.store import ledger_env
+from adapters.store.database import ledger_env
 from ledger.application import LedgerApp
 
 Progress = Callable[[str], None]
@@ -75,8 +75,8 @@ def ingest_section(
     section = Section(
         title="1. Ingest: Salesforce poll pages into the ledger, next to raw append",
         method=f"""
-`LedgerApp` (the product's store configuration, `adapters.store.ledger_env`, which includes
-the hash-chained recorder of `adapters.chain`; default configuration with no mappings)
+`LedgerApp` (the product's store configuration, `adapters.store.database.ledger_env`, which includes
+the hash-chained recorder of `adapters.store.chain`; default configuration with no mappings)
 ingests {n_accounts:,} new Salesforce accounts as poll pages of
 {BATCH} `AccountChange` facts, one `ingest()` call per page. Each page is one transaction of
 {2 * BATCH + 1} events: per account `AccountCreated` + `NotSynced` ("no Intercom company yet"),

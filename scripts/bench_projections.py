@@ -9,7 +9,7 @@ Usage::
 1. **Generate** (once per URL; reused when the ledger already holds ``N`` events): a realistic
    ledger through ``LedgerApp`` and the in-memory fakes of both systems, in rounds of 500
    account/company pairs (some person accounts and companies without ``company_id``) and then
-   waves of edits on both sides, one sync cycle (``adapters.cycle.run_cycle``) after each step,
+   waves of edits on both sides, one sync cycle (``adapters.sync.cycle.run_cycle``) after each step,
    until the ledger holds ``N`` events. Default: a SQLite file ``/tmp/syncledger-bench-N.db``;
    on PostgreSQL, a ``?schema=`` of the URL is created when missing (e.g. ``bench_1m``).
 2. **Rebuild**: ``Projector.rebuild()`` in a fresh child process (so its peak RSS, from
@@ -44,9 +44,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from adapters.cycle import run_cycle
-from adapters.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
-from adapters.store import ledger_env
+from adapters.store.database import ledger_env
+from adapters.sync.cycle import run_cycle
+from adapters.sync.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
 from ledger.application import LedgerApp
 from ledger.config import AttributeMapping, Direction, SyncConfig
 from projections import models as m

@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from adapters.demo import demo_config
-from adapters.fakes import catalog
-from adapters.replay import (
+from adapters.demo.story import demo_config
+from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
+from adapters.simulators.server import serving
+from adapters.sync.fakes import catalog
+from adapters.sync.replay import (
     ReplayRequest,
     apply_run,
     check_target,
@@ -30,8 +32,6 @@ from adapters.replay import (
     start_run,
     target_accounts,
 )
-from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
-from adapters.simulators.server import serving
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange, CompanyChange
 

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from bench_common import Processes, base_env, wait_for
 
-from adapters.demo import demo_config
+from adapters.demo.story import demo_config
 from adapters.simulators.server import free_port
-from adapters.store import ledger_env
+from adapters.store.database import ledger_env
 from ledger.application import LedgerApp
 
 SECRET = "bench-client-secret"

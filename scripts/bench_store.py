@@ -12,11 +12,12 @@ PostgreSQL schema that is dropped afterwards):
 * raw batched append: an ``Application`` subclass saving ``N`` small ``Created`` events of
   new aggregates, 200 per ``save()`` (one transaction each), on the built-in
   ``eventsourcing.sqlite`` / ``eventsourcing.postgres`` recorders (configured as syncledger
-  configures them through ``adapters.store.ledger_env``, but with the library's own recorder
+  configures them through ``adapters.store.database.ledger_env``, but with the
+  library's own recorder
   instead of syncledger's hash-chained subclass) and on ``eventsourcing_sqlalchemy`` over
   SQLite and PostgreSQL (psycopg 3);
 * ledger ingest: ``LedgerApp`` on the built-in stores exactly as the product stores (with the
-  hash-chained recorder of ``adapters.chain``), default (no-mapping) configuration, ingesting
+  hash-chained recorder of ``adapters.store.chain``), default (no-mapping) configuration, ingesting
   poll pages of 200 new ``AccountChange`` facts per ``ingest()`` call;
 * raw single-event append: one aggregate per ``save()``, on the built-in stores.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.store import ledger_env
+from adapters.store.database import ledger_env
 from ledger.application import LedgerApp
 from tests.support import FakeClock
 

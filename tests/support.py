@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI, Request
 from starlette.responses import PlainTextResponse
 
-from adapters.fakes import catalog
-from adapters.systems import IntercomSystem
+from adapters.intercom.system import IntercomSystem
+from adapters.sync.fakes import catalog
 from ledger.application import LedgerApp
 from ledger.config import AttributeMapping, Direction, SyncConfig
 

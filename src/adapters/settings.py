@@ -54,6 +54,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import core_schema
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ledger.errors import SyncLedgerError
+
 __all__ = [
     "API_SCOPES",
     "ENV_PREFIX",
@@ -96,7 +98,7 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
-class SettingsError(Exception):
+class SettingsError(SyncLedgerError):
     """Settings that cannot be used; ``str()`` is one line naming each bad variable.
 
     Give either the line itself (``SettingsError("SYNCLEDGER_PORT: must be ...")``) or

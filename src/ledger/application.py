@@ -27,6 +27,7 @@ from ledger import ids
 from ledger.catalog import FieldCatalog
 from ledger.config import COMPANY_ID, ActiveConfig, SyncConfig
 from ledger.decisions import Decider, companies_in_doubt
+from ledger.errors import SyncLedgerError
 from ledger.facts import (
     AccountChange,
     AccountRemoval,
@@ -55,7 +56,7 @@ def utc_now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-class LedgerBusyError(RuntimeError):
+class LedgerBusyError(SyncLedgerError, RuntimeError):
     """Another process kept winning the race to append; nothing was recorded."""
 
 

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.catalog import IntercomAttribute, SalesforceField
+from ledger.errors import SyncLedgerError
 
 DEFAULT_IDENTIFIER_FIELD = "AccountNumber"
 COMPANY_ID = "company_id"
@@ -116,7 +117,7 @@ class ConfigProblem:
         return f"{self.where}: {self.field}: {self.reason}"
 
 
-class ConfigError(ValueError):
+class ConfigError(SyncLedgerError, ValueError):
     """A configuration was refused; ``problems`` lists every reason at once."""
 
     def __init__(self, problems: Sequence[ConfigProblem]) -> None:

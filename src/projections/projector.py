@@ -42,6 +42,7 @@ from sqlalchemy.pool import StaticPool
 
 from ledger import events as ev
 from ledger.config import INITIAL_CONFIG, ActiveConfig
+from ledger.errors import SyncLedgerError
 from projections import bulk
 
 try:  # optional: decodes stored events about 3x as fast as json
@@ -91,7 +92,7 @@ class EventLog(Protocol):
     def mapper(self) -> Mapper[UUID]: ...
 
 
-class ProjectionError(RuntimeError):
+class ProjectionError(SyncLedgerError, RuntimeError):
     """The projections cannot be opened or kept current; the message says why."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, or_, select
 
 from ledger import events as ev
+from ledger.errors import SyncLedgerError
 from projections import models as m
 from projections.page import MAPPING_RULES, from_us, to_us
 from projections.projector import Projector
@@ -43,7 +44,7 @@ EXPLAIN_WRITES = 100
 SYSTEM_NAMES = {ev.INTERCOM: "Intercom", ev.SALESFORCE: "Salesforce"}
 
 
-class AuditQueryError(ValueError):
+class AuditQueryError(SyncLedgerError, ValueError):
     """A query's arguments cannot be answered (the message says which and why); the HTTP API
     answers 422, the CLI prints one line."""
 

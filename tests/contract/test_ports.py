@@ -18,14 +18,15 @@ from typing import Any, Protocol
 
 import pytest
 
-from adapters.cycle import AccountSystem, CompanySystem
-from adapters.fakes import FakeIntercom, FakeSalesforce
-from adapters.intercom import IntercomCompanies
-from adapters.salesforce import SalesforceAccounts
+from adapters.intercom.client import IntercomCompanies
+from adapters.intercom.system import IntercomSystem
+from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
-from adapters.systems import IntercomSystem, SalesforceSystem
+from adapters.sync.fakes import FakeIntercom, FakeSalesforce
+from adapters.sync.ports import AccountSystem, CompanySystem
 from ledger.facts import (
     AccountChange,
     AccountRemoval,

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.demo import demo_config
+from adapters.demo.story import demo_config
 from adapters.simulators.server import free_port
-from adapters.store import ledger_env
+from adapters.store.database import ledger_env
 from ledger import events as ev
 from ledger.application import LedgerApp
 from tests.conftest import postgres_schema

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
-from adapters.demo import demo_config
+from adapters.cli.main import app
+from adapters.demo.story import demo_config
 from adapters.simulators.server import free_port
 from ledger.config import parse_config
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app
-from adapters.demo import demo_config, reset_demo_database
-from adapters.service import sqlite_process_lock
-from adapters.store import ledger_env
+from adapters.cli.main import app
+from adapters.demo.story import demo_config, reset_demo_database
+from adapters.service.lease import sqlite_process_lock
+from adapters.store.database import ledger_env
 from ledger.application import LedgerApp
 
 SYNCLEDGER = Path(sys.executable).parent / "syncledger"

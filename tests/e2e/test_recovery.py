@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.fakes import INDUSTRIES
 from adapters.simulators.server import free_port
+from adapters.sync.fakes import INDUSTRIES
 from ledger import events as ev
 from projections.projector import Projector
 from tests.e2e.stack import SF_API, Stack, stack, wait_for

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from adapters.http_app import create_app
-from adapters.service import WebhookIntake
+from adapters.bootstrap import Service
+from adapters.http.app import create_app
+from adapters.service.intake import WebhookIntake
 from projections.projector import Projector
 from projections.queries import Audit
 from tests.integration.test_audit_api import KEYS, OPERATOR, READER, Story
@@ -46,7 +47,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stor
     url = f"sqlite:///{path}"
     story = Story(url)
     audit = Audit(Projector.open(story.ledger, url))
-    app = create_app(WebhookIntake(story.ledger, "client-secret"), None, api_keys=KEYS, audit=audit)
+    app = create_app(
+        Service(
+            story.ledger, WebhookIntake(story.ledger, "client-secret"), api_keys=KEYS, audit=audit
+        )
+    )
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -12,7 +12,7 @@ import subprocess
 import httpx
 import pytest
 
-from adapters.demo import demo_config
+from adapters.demo.story import demo_config
 from adapters.simulators.server import free_port
 from tests.e2e.stack import SYNCLEDGER, Stack, stack, wait_for
 

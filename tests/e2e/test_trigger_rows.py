@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from adapters.demo import demo_config
+from adapters.demo.story import demo_config
 from ledger import events as ev
 from tests.e2e.stack import Stack, fresh_database, launch, wait_for
 

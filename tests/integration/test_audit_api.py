@@ -17,13 +17,14 @@ from fastapi import routing
 from fastapi.routing import APIRoute
 from starlette.exceptions import StarletteDeprecationWarning
 
-from adapters.auth import Authorizer
-from adapters.cycle import run_cycle
-from adapters.fakes import FakeIntercom, FakeSalesforce
-from adapters.http_app import create_app
-from adapters.service import WebhookIntake
+from adapters.bootstrap import Service
+from adapters.http.app import create_app
+from adapters.http.auth import Authorizer
+from adapters.service.intake import WebhookIntake
 from adapters.settings import ApiKeys, load_settings
-from adapters.store import ledger_env
+from adapters.store.database import ledger_env
+from adapters.sync.cycle import run_cycle
+from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger.application import LedgerApp
 from projections.projector import Projector
 from projections.queries import Audit
@@ -87,7 +88,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
 def client(story: Story) -> Iterator[TestClient]:
     intake = WebhookIntake(story.ledger, "client-secret")
     settings = load_settings({"SYNCLEDGER_DATABASE_URL": "memory://"})
-    app = create_app(intake, None, api_keys=KEYS, audit=story.audit, replay_settings=settings)
+    app = create_app(
+        Service(story.ledger, intake, api_keys=KEYS, audit=story.audit, replay_settings=settings)
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -179,7 +182,7 @@ def test_no_route_is_reachable_without_the_right_scope(client: TestClient, route
 
 def test_a_route_added_without_a_scope_is_refused_even_with_every_scope(story: Story) -> None:
     intake = WebhookIntake(story.ledger, "client-secret")
-    app = create_app(intake, None, api_keys=KEYS)
+    app = create_app(Service(story.ledger, intake, api_keys=KEYS))
 
     @app.get("/forgotten")
     def forgotten() -> dict[str, str]:
@@ -193,7 +196,7 @@ def test_a_route_added_without_a_scope_is_refused_even_with_every_scope(story: S
 
 def test_without_configured_keys_every_scoped_route_answers_401(story: Story) -> None:
     intake = WebhookIntake(story.ledger, "client-secret")
-    with TestClient(create_app(intake, None)) as test_client:
+    with TestClient(create_app(Service(story.ledger, intake))) as test_client:
         answer = test_client.get("/events", headers=bearer(ALL))
         assert answer.status_code == 401
         assert "SYNCLEDGER_API_KEYS" in answer.json()["detail"]

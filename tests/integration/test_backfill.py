@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app as cli
+from adapters.cli.main import app as cli
 from adapters.simulators.salesforce import create_salesforce_app
 from adapters.simulators.server import serving
 from ledger import events as ev

@@ -11,9 +11,9 @@ import typer
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from adapters import cli_chain
-from adapters.chain import open_chained_recorder, verify_chain
-from adapters.store import ledger_env
+from adapters.cli import chain as cli_chain
+from adapters.store.chain import open_chained_recorder, verify_chain
+from adapters.store.database import ledger_env
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange
 from tests.conftest import Factory

@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
-from adapters.cycle import CycleReport, run_cycle
-from adapters.demo import demo_config
-from adapters.intercom import IntercomCompanies, IntercomError
-from adapters.salesforce import SalesforceAccounts, SalesforceError
+from adapters.demo.story import demo_config
+from adapters.intercom.client import IntercomCompanies, IntercomError
+from adapters.intercom.system import IntercomSystem
+from adapters.salesforce.client import SalesforceAccounts, SalesforceError
+from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
-from adapters.systems import IntercomSystem, SalesforceSystem
+from adapters.sync.cycle import CycleReport, run_cycle
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
 from tests.support import Inbox, webhook_receiver

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.intercom import (
+from adapters.intercom.client import (
     IntercomAuthError,
     IntercomCompanies,
     IntercomError,

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import event, inspect
 from typer.testing import CliRunner
 
-from adapters.cli import app as cli
-from adapters.cycle import run_cycle
-from adapters.fakes import FakeIntercom, FakeSalesforce
-from adapters.store import ledger_env
+from adapters.cli.main import app as cli
+from adapters.store.database import ledger_env
+from adapters.sync.cycle import run_cycle
+from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger.application import LedgerApp
 from projections import models as m
 from projections.projector import Projector, projection_engine

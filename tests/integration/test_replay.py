@@ -23,17 +23,18 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app as cli
-from adapters.cycle import run_cycle
-from adapters.demo import demo_config
-from adapters.intercom import IntercomCompanies
-from adapters.replay import ReplayRefused, ReplayRequest, check_target, target_accounts
-from adapters.salesforce import SalesforceAccounts
+from adapters.cli.main import app as cli
+from adapters.demo.story import demo_config
+from adapters.intercom.client import IntercomCompanies
+from adapters.intercom.system import IntercomSystem
+from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
-from adapters.store import ledger_env
-from adapters.systems import IntercomSystem, SalesforceSystem
+from adapters.store.database import ledger_env
+from adapters.sync.cycle import run_cycle
+from adapters.sync.replay import ReplayRefused, ReplayRequest, check_target, target_accounts
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
@@ -385,8 +386,8 @@ def test_replays_over_http_need_the_scope_and_report_from_the_ledger(world: Worl
     import httpx
     from fastapi import Depends, FastAPI
 
-    from adapters.auth import REPLAY_EXECUTE, Authorizer
-    from adapters.replay_api import replay_router
+    from adapters.http.auth import REPLAY_EXECUTE, Authorizer
+    from adapters.http.replays import replay_router
     from adapters.settings import ApiKeys, load_settings
 
     keys = ApiKeys({"k-replay": ["replay:execute"], "k-audit": ["audit:read"]})

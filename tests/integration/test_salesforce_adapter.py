@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from adapters.salesforce import (
+from adapters.salesforce.client import (
     SalesforceAccounts,
     SalesforceAuthError,
     SalesforceLimitExceeded,

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.salesforce import SalesforceAuthError, SalesforceUnavailable
-from adapters.salesforce_http import HttpRewriteSession, connect_with_password
+from adapters.salesforce.client import SalesforceAuthError, SalesforceUnavailable
+from adapters.salesforce.login import HttpRewriteSession, connect_with_password
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import BackgroundServer, free_port, serving
 

@@ -20,7 +20,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from adapters.salesforce_http import connect
+from adapters.salesforce.login import connect
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app, load_data
 from adapters.simulators.server import serving
 from tests.support import StoppedClock

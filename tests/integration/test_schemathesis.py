@@ -23,8 +23,9 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.result import Ok
 from starlette.exceptions import StarletteDeprecationWarning
 
-from adapters.http_app import create_app
-from adapters.service import WebhookIntake
+from adapters.bootstrap import Service
+from adapters.http.app import create_app
+from adapters.service.intake import WebhookIntake
 from projections.projector import Projector
 from projections.queries import Audit
 from tests.integration.test_audit_api import ALL, KEYS, Story
@@ -43,7 +44,11 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
     url = f"sqlite:///{path}"
     story = Story(url)
     audit = Audit(Projector.open(story.ledger, url))
-    app = create_app(WebhookIntake(story.ledger, "client-secret"), None, api_keys=KEYS, audit=audit)
+    app = create_app(
+        Service(
+            story.ledger, WebhookIntake(story.ledger, "client-secret"), api_keys=KEYS, audit=audit
+        )
+    )
     with TestClient(app):  # runs the lifespan (the webhook writer) while the cases run
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
     audit.projector.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.store import DatabaseUrlError, ledger_env
+from adapters.store.database import DatabaseUrlError, ledger_env
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange, CompanyChange, WriteOutcome

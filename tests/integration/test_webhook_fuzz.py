@@ -1,4 +1,4 @@
-"""Hypothesis fuzz tests of ``POST /webhooks/intercom`` (``adapters.http_app``), in process.
+"""Hypothesis fuzz tests of ``POST /webhooks/intercom`` (``adapters.http.app``), in process.
 
 The app runs under ``fastapi.testclient.TestClient`` (its lifespan starts the intake's writer
 thread) with no sync worker, on a ledger in the in-memory (``popo``) store, shared by the
@@ -48,8 +48,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
-from adapters.http_app import create_app
-from adapters.service import MAX_WEBHOOK_BYTES, WebhookIntake
+from adapters.http.app import create_app
+from adapters.service.intake import MAX_WEBHOOK_BYTES, WebhookIntake
 from adapters.simulators.intercom_webhooks import sign
 from ledger import events as ev
 from ledger.application import LedgerApp

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.cli import app as cli
-from adapters.demo import demo_config
+from adapters.cli.main import app as cli
+from adapters.demo.story import demo_config
 from tests.integration.test_replay import build_world
 
 COUNT = 60
@@ -57,8 +57,8 @@ def test_whatif_numbers_match_what_applying_the_field_does(
         refused = CliRunner().invoke(cli, ["whatif", "identifier", "Description"])
         assert refused.exit_code == 1 and "cannot be the identifier" in refused.output
 
+        from adapters.bootstrap import live_catalog
         from adapters.settings import load_settings
-        from adapters.wiring import live_catalog
 
         w.app.apply_config(demo_config("Site"), live_catalog(load_settings()))  # type: ignore[arg-type]
         assert w.app.mappings() == []  # a new identifier field ends every mapping

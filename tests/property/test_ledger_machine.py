@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from adapters.fakes import INDUSTRIES
+from adapters.sync.fakes import INDUSTRIES
 from ledger import events as ev
 from ledger.config import AttributeMapping, Direction, SyncConfig
 from ledger.facts import (

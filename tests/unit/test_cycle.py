@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hyp
 
-from adapters.cycle import CycleReport, RecordResult, WriteRefused, run_cycle
-from adapters.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
+from adapters.sync.cycle import CycleReport, run_cycle
+from adapters.sync.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
+from adapters.sync.ports import RecordResult, WriteRefused
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.config import Direction
@@ -459,7 +460,7 @@ def test_people_and_unkeyed_companies_are_recorded_as_ignored() -> None:
 
 
 def test_notifications_taken_by_a_failed_cycle_are_kept_for_the_next() -> None:
-    from adapters.demo import demo_config
+    from adapters.demo.story import demo_config
 
     app = LedgerApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     app.apply_config(demo_config(), catalog())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.cycle import run_cycle
-from adapters.fakes import FakeIntercom, FakeSalesforce
+from adapters.sync.cycle import run_cycle
+from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger import events as ev
 from ledger.facts import CompanyChange, CompanyRemoval
 from tests.support import new_ledger

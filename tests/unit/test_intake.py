@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 import pytest
 
-from adapters.intercom_webhooks import Notification
-from adapters.service import WebhookIntake
+from adapters.intercom.webhooks import Notification
+from adapters.service.intake import WebhookIntake
 from ledger.application import LedgerApp, Recorded
 from ledger.facts import CompanyChange, CompanyRemoval
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.intercom_webhooks import (
+from adapters.intercom.webhooks import (
     NotificationDeduplicator,
     WebhookRejected,
     parse_notification,

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
-from adapters.cycle import run_cycle
-from adapters.fakes import FakeIntercom, FakeSalesforce
+from adapters.sync.cycle import run_cycle
+from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.config import SyncConfig

@@ -1,7 +1,7 @@
 """A faithful in-memory Salesforce REST API (Account + Organization) for demos, tests, benchmarks.
 
 Serve :func:`create_salesforce_app` with uvicorn (``adapters.simulators.server.serving``) and reach
-it from simple-salesforce through ``adapters.salesforce_http.connect(url, token)``. Everything
+it from simple-salesforce through ``adapters.salesforce.login.connect(url, token)``. Everything
 under ``/services/data/vNN.N/`` (any version) needs ``Authorization: Bearer <token>``, counts one
 API call against a daily limit and answers with ``Sforce-Limit-Info: api-usage=U/T``:
 

@@ -1,6 +1,6 @@
 """In-memory fakes of Salesforce and Intercom, as users see them and as the sync needs them.
 
-:class:`FakeSalesforce` and :class:`FakeIntercom` satisfy the ports in :mod:`adapters.cycle`
+:class:`FakeSalesforce` and :class:`FakeIntercom` satisfy the ports in :mod:`adapters.sync.cycle`
 (``AccountSystem``, ``CompanySystem``), so the demo and the tests run a real sync cycle offline.
 User actions (``create``/``update``/``delete``) change the data the way people in each system do;
 the sync's own calls (poll, notifications, lookup, read, write) report it as ledger facts.
@@ -12,7 +12,7 @@ What they keep faithful, because the ledger's decisions depend on it:
 - Intercom ``updated_at`` increases with every change, and every change (ours included) queues a
   webhook notification; deleting a company queues ``company.deleted``.
 - A value outside a restricted picklist, of the wrong type, or for a read-only field is refused
-  (:class:`adapters.cycle.WriteRefused`), naming the fields.
+  (:class:`adapters.sync.cycle.WriteRefused`), naming the fields.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.cycle import RecordResult, Updates, WriteRefused, write_each
+from adapters.sync.ports import RecordResult, Updates, WriteRefused, write_each
 from ledger.catalog import FieldCatalog, IntercomAttribute, SalesforceField
 from ledger.events import SALESFORCE
 from ledger.facts import (

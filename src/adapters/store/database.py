@@ -5,7 +5,7 @@ map onto eventsourcing's built-in SQLite and PostgreSQL recorders, which append 
 1.5x (PostgreSQL) as fast as eventsourcing-sqlalchemy's (``scripts/bench_store.py``, BENCHMARKS.md).
 ``memory://`` keeps everything in memory (tests, dry runs).
 
-On both databases the recorder is the chained subclass from :mod:`adapters.chain`
+On both databases the recorder is the chained subclass from :mod:`adapters.store.chain`
 (``APPLICATION_RECORDER_TOPIC``): every event carries a hash chained to the one before it.
 """
 
@@ -16,11 +16,32 @@ import uuid
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from adapters.chain import RECORDER_TOPICS
+from adapters.store.chain import RECORDER_TOPICS
+from ledger.errors import SyncLedgerError
 
 
-class DatabaseUrlError(ValueError):
+class DatabaseUrlError(SyncLedgerError, ValueError):
     """The database URL cannot be used; the message says why and what would work."""
+
+
+class LedgerNotFound(SyncLedgerError):
+    """No ledger is stored where the URL points (and the command does not create one)."""
+
+
+class StoreUnavailable(SyncLedgerError):
+    """The ledger's database cannot be opened (unreachable, refused, locked); the message names
+    where, without the password, and what the database said."""
+
+    def __init__(self, database_url: str, cause: Exception) -> None:
+        super().__init__(f"cannot open the ledger at {safe_url(database_url)}: {cause}")
+
+
+def safe_url(database_url: str) -> str:
+    """``database_url`` fit for a message: the password masked."""
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return database_url
 
 
 def ledger_env(database_url: str, *, create_tables: bool = True) -> dict[str, str]:

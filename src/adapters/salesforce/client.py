@@ -39,9 +39,10 @@ from urllib.parse import quote
 import requests
 from simple_salesforce import exceptions as sf_exceptions
 
-from adapters.salesforce_http import connect
+from adapters.salesforce.login import connect
 from ledger.budget import Tier, budget_tier
 from ledger.catalog import SalesforceField
+from ledger.errors import SyncLedgerError
 from ledger.facts import AccountChange, AccountKind, AccountRemoval
 from ledger.values import format_salesforce_datetime, parse_salesforce_datetime
 
@@ -77,7 +78,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 
 
-class SalesforceError(Exception):
+class SalesforceError(SyncLedgerError):
     """Base of every error this adapter raises. ``code`` is Salesforce's errorCode, if any."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str = "") -> None:

@@ -9,7 +9,6 @@ names something unusable (a bad database URL, a missing file, a ledger that cann
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -24,14 +23,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from adapters.cycle import CycleReport
-from adapters.demo import DemoError, reset_demo_database, run_demo
-from adapters.fakes import catalog
-from adapters.intercom import IntercomAuthError, IntercomError
-from adapters.salesforce import SalesforceAuthError, SalesforceError
+from adapters.bootstrap import Connections
+from adapters.demo.story import DemoError, reset_demo_database, run_demo
+from adapters.intercom.client import IntercomAuthError, IntercomError
+from adapters.salesforce.client import SalesforceAuthError, SalesforceError
 from adapters.settings import Settings, SettingsError, load_settings
-from adapters.store import DatabaseUrlError, ledger_env
-from adapters.wiring import Connections
+from adapters.store.database import DatabaseUrlError, ledger_env
+from adapters.sync.cycle import CycleReport
+from adapters.sync.fakes import catalog
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
@@ -39,7 +38,7 @@ from ledger.config import ConfigError, ConfigProblem, SyncConfig, parse_config
 from ledger.validation import validate_config
 
 if TYPE_CHECKING:
-    from projections.projector import Projector
+    pass
 
 DATABASE_URL_ENV = "SYNCLEDGER_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///syncledger.db"
@@ -125,7 +124,7 @@ def _read_config(file: Path) -> SyncConfig:
 def _field_catalog() -> FieldCatalog:
     """The live catalogs when Salesforce and Intercom are configured, else the sample catalog
     of the simulators (said on stderr)."""
-    from adapters.wiring import live_catalog
+    from adapters.bootstrap import live_catalog
 
     settings = _settings()
     try:
@@ -285,11 +284,9 @@ def serve(
     """  # fmt: skip
     import uvicorn
 
-    from adapters.http_app import create_app
-    from adapters.service import ServiceError, SyncWorker, WebhookIntake
-    from adapters.wiring import service_lease
-    from projections.projector import Projector
-    from projections.queries import Audit
+    from adapters.bootstrap import build_service, service_lease
+    from adapters.http.app import create_app
+    from adapters.service.errors import ServiceError
 
     settings = _settings()
     try:
@@ -302,34 +299,7 @@ def serve(
     with _connected(settings) as conn:
         if config is not None:
             _apply_live(conn, config, out)
-        # The read models follow the ledger: the worker's projector after each cycle, the
-        # audit API's before each query (two projectors never apply a page twice).
-        follower = Projector.open(conn.app, settings.database_url)
-        reader = Projector.open(conn.app, settings.database_url)
-        worker = SyncWorker(
-            conn.app,
-            conn.salesforce,
-            conn.intercom,
-            poll_interval=settings.poll_interval_seconds,
-            lease=lease,
-            before_cycle=conn.follow_config,
-            on_report=lambda _report: _follow(follower),
-        )
-        intake = WebhookIntake(conn.app, conn.client_secret, on_kept=worker.wake)
-
-        def closed() -> None:
-            follower.close()
-            reader.close()
-
-        api = create_app(
-            intake,
-            worker,
-            api_keys=settings.api_keys,
-            audit=Audit(reader),
-            on_shutdown=closed,
-            replay_settings=settings,
-            intercom_attributes=conn.intercom.companies.catalog,
-        )
+        api = create_app(build_service(settings, conn, lease))
         bind_host = host or settings.host
         bind_port = port or settings.port
         out.print(
@@ -349,14 +319,6 @@ def serve(
         out.print(f"stopped on {signal.Signals(stopped_by[0]).name}; nothing is lost")
 
 
-def _follow(projector: Projector) -> None:
-    """Bring the read models up to the ledger; a failure is logged, never stops the sync."""
-    try:
-        projector.catch_up()
-    except Exception as exc:  # the audit API catches up again before its next query
-        logging.getLogger("syncledger").warning("read models could not catch up: %s", exc)
-
-
 @app.command()
 def sync(
     once: Annotated[bool, typer.Option("--once", help="Run one full cycle and exit.")] = False,
@@ -366,7 +328,7 @@ def sync(
     Exit code 0 when every write was applied or skipped by a rule; 1 when a write failed for
     good (the report names it); 2 for unusable settings.
     """
-    from adapters.cycle import run_cycle
+    from adapters.sync.cycle import run_cycle
 
     if not once:
         _fail("only `syncledger sync --once` exists; use `syncledger serve` to keep syncing", 2)
@@ -385,7 +347,7 @@ def sync(
 
 @contextmanager
 def _connected(settings: Settings) -> Iterator[Connections]:
-    from adapters.wiring import connections
+    from adapters.bootstrap import connections
 
     try:
         with connections(settings) as conn:
@@ -627,7 +589,9 @@ def simulate_salesforce(
 
 
 def _register_feature_commands() -> None:
-    from adapters import cli_audit, cli_chain, cli_replay
+    from adapters.cli import audit as cli_audit
+    from adapters.cli import chain as cli_chain
+    from adapters.cli import replay as cli_replay
 
     cli_audit.register(app)
     cli_chain.register(app)

@@ -19,17 +19,20 @@ The Salesforce API budget (:mod:`ledger.budget`) gates the cycle: at 80 % of the
 cycle does nothing but ask, with one call, whether usage has fallen; at 40 % a pending resync
 waits (bulk work) while event sync goes on.
 
-The two systems are reached through the ports :class:`AccountSystem` and :class:`CompanySystem`;
-the in-memory fakes (:mod:`adapters.fakes`) satisfy them and real adapters will.
+The two systems are reached through the ports :class:`~adapters.sync.ports.AccountSystem` and
+:class:`~adapters.sync.ports.CompanySystem`;
+the in-memory fakes (:mod:`adapters.sync.fakes`) satisfy them and real adapters will.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
+#: A write that failed this many times (retryably) is given up.
+from adapters.sync.ports import AccountSystem, CompanySystem, RecordResult, WriteRefused
 from ledger import events as ev
 from ledger.application import LedgerApp, Recorded
 from ledger.budget import Tier, budget_tier, daily_budget
@@ -37,11 +40,8 @@ from ledger.config import COMPANY_ID
 from ledger.decisions import settle
 from ledger.facts import (
     AccountChange,
-    AccountRemoval,
     ApiUsage,
     CompanyChange,
-    CompanyRemoval,
-    DeletionsMissed,
     Fact,
     WriteOutcome,
 )
@@ -50,134 +50,6 @@ from ledger.values import is_empty, same_value
 
 #: A write that failed this many times (retryably) is given up.
 MAX_ATTEMPTS = 5
-
-
-class WriteRefused(Exception):
-    """A system refused a write (or a user action) and said why.
-
-    ``fields`` names the refused fields (empty: the whole call); ``retryable`` says whether the
-    same call may succeed later (rate limit, outage) or never will (a refused value).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str = "refused",
-        fields: Sequence[str] = (),
-        retryable: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.fields = tuple(fields)
-        self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    """What a system answered for one record of a (batched) write.
-
-    ``fields`` names the refused fields when the system said which (empty: the whole record);
-    ``retryable`` says whether the same write may succeed later. ``api_call`` describes the
-    request that carried it (method, path, records in the request, attempts).
-    """
-
-    record_id: str
-    ok: bool = True
-    message: str = ""
-    code: str = ""
-    fields: tuple[str, ...] = ()
-    retryable: bool = False
-    api_call: Mapping[str, Any] = field(default_factory=dict)
-
-
-Updates = Sequence[tuple[str, Mapping[str, Any]]]
-
-
-def write_each(
-    updates: Updates, write_one: Callable[[str, Mapping[str, Any]], Any]
-) -> list[RecordResult]:
-    """For a system without a batch API: one call per record; a :class:`WriteRefused` becomes
-    that record's failed result, anything else propagates."""
-    results: list[RecordResult] = []
-    for record_id, values in updates:
-        try:
-            write_one(record_id, values)
-        except WriteRefused as refusal:
-            results.append(
-                RecordResult(
-                    record_id,
-                    False,
-                    refusal.message,
-                    refusal.code,
-                    refusal.fields,
-                    refusal.retryable,
-                )
-            )
-        else:
-            results.append(RecordResult(record_id))
-    return results
-
-
-class AccountSystem(Protocol):
-    """Salesforce Accounts, as the sync needs them."""
-
-    def changes_since(
-        self, watermark: str | None
-    ) -> Sequence[AccountChange | AccountRemoval | DeletionsMissed]:
-        """Accounts saved after ``watermark`` (a ``SystemModstamp``; all when ``None``), oldest
-        first, then accounts deleted after it; and :class:`~ledger.facts.DeletionsMissed` when
-        the system can no longer list every deletion since ``watermark``."""
-        ...
-
-    def lookup(self, field: str, keys: Sequence[str]) -> Sequence[AccountChange]:
-        """Snapshots (``kind="snapshot"``, ``source="lookup"``) of every account whose
-        ``field`` carries one of ``keys``."""
-        ...
-
-    def read(self, ids: Sequence[str]) -> Sequence[AccountChange | AccountRemoval]:
-        """Snapshots (``source="read"``) of the accounts ``ids``; a removal for one gone."""
-        ...
-
-    def write(self, updates: Updates) -> Sequence[RecordResult]:
-        """Set ``values`` on each ``(Id, values)``, up to 200 records a call; one result per
-        update, in order. Raise :class:`WriteRefused` only when no record could be sent."""
-        ...
-
-    def api_usage(self) -> ApiUsage | None:
-        """The API usage the latest answer reported (no call), with our allocation."""
-        ...
-
-    def refresh_api_usage(self) -> ApiUsage | None:
-        """Ask the system for its API usage now (one inexpensive call)."""
-        ...
-
-
-class CompanySystem(Protocol):
-    """Intercom Companies, as the sync needs them."""
-
-    def drain_notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
-        """Webhook notifications received since the last call, oldest first."""
-        ...
-
-    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
-        """Put drained notifications back, ahead of newer ones (the cycle could not record
-        them)."""
-        ...
-
-    def lookup(self, keys: Sequence[str]) -> Sequence[CompanyChange]:
-        """Snapshots (``source="lookup"``) of every company whose ``company_id`` is in ``keys``."""
-        ...
-
-    def read(self, ids: Sequence[str]) -> Sequence[CompanyChange | CompanyRemoval]:
-        """Snapshots (``source="read"``) of the companies ``ids``; a removal for one gone."""
-        ...
-
-    def write(self, updates: Updates) -> Sequence[RecordResult]:
-        """Set ``values`` (by full attribute name) on each ``(intercom_id, values)``; one result
-        per update, in order."""
-        ...
 
 
 @dataclass(frozen=True)

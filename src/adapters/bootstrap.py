@@ -1,28 +1,38 @@
-"""Wiring: the ledger, the two systems and the service, built from :class:`Settings`.
+"""The one composition root: settings → store → ledger → systems → service.
 
-Everything a command needs to talk to the outside world is made here, so the CLI stays a thin
-layer and tests can build the same objects against the simulators.
+Everything that opens a ledger (or its log, its chain, its read models) or talks to the outside
+world is made here, so the CLI and the HTTP app stay thin layers and tests can build the same
+objects against the simulators. Nothing is created at import time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
+from eventsourcing.persistence import InfrastructureFactory, PersistenceError
 from sqlalchemy.engine import make_url
 
-from adapters.intercom import IntercomCompanies
-from adapters.salesforce import SalesforceAccounts
-from adapters.salesforce_http import connect_with_password
-from adapters.service import Lease, PostgresLease, ProcessLease, sqlite_process_lock
-from adapters.settings import Settings, SettingsError
-from adapters.store import ledger_env
-from adapters.systems import IntercomSystem, SalesforceSystem
+from adapters.intercom.client import IntercomCompanies
+from adapters.intercom.system import IntercomSystem
+from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.login import connect_with_password
+from adapters.salesforce.system import SalesforceSystem
+from adapters.service.intake import WebhookIntake
+from adapters.service.lease import Lease, PostgresLease, ProcessLease, sqlite_process_lock
+from adapters.service.worker import SyncWorker
+from adapters.settings import ApiKeys, Settings, SettingsError
+from adapters.store.chain import ChainedRecorder, open_chained_recorder
+from adapters.store.database import LedgerNotFound, StoreUnavailable, ledger_env, safe_url
 from ledger.application import LedgerApp
-from ledger.catalog import FieldCatalog
+from ledger.catalog import FieldCatalog, IntercomAttribute
 from ledger.config import ActiveConfig
+from projections.projector import EventLog, LedgerLog, Projector
+from projections.queries import Audit
 
 #: Account fields every poll reads besides the configuration's (for people reading the ledger).
 ALWAYS_READ = ("Name",)
@@ -61,9 +71,47 @@ class Connections:
         self._stack.close()
 
 
-def open_ledger(settings: Settings) -> LedgerApp:
-    """The ledger at ``SYNCLEDGER_DATABASE_URL``."""
-    return LedgerApp(env=ledger_env(settings.database_url))
+def store_env(database_url: str, *, create: bool = True) -> dict[str, str]:
+    """The event store's environment for ``database_url``; unless ``create``, the ledger must
+    exist already (:class:`LedgerNotFound`). An unusable URL raises ``DatabaseUrlError``."""
+    env = ledger_env(database_url, create_tables=create)
+    if not create and env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+        path = env["SQLITE_DBNAME"]
+        if not path.startswith("file:") and not Path(path).exists():
+            raise LedgerNotFound(f"no ledger at {safe_url(database_url)}: {path} does not exist")
+    return env
+
+
+def open_ledger(database_url: str, *, create: bool = True) -> LedgerApp:
+    """The ledger stored at ``database_url`` (unless ``create``, it must exist already)."""
+    env = store_env(database_url, create=create)
+    try:
+        return LedgerApp(env=env)
+    except PersistenceError as exc:
+        raise StoreUnavailable(database_url, exc) from None
+
+
+def open_log(database_url: str) -> LedgerLog:
+    """The ledger's notification log alone (no ledger state folded in memory); it must exist."""
+    env = store_env(database_url, create=False)
+    try:
+        return LedgerLog(env=env)
+    except PersistenceError as exc:
+        raise StoreUnavailable(database_url, exc) from None
+
+
+def open_chain(database_url: str) -> tuple[InfrastructureFactory[Any], ChainedRecorder]:
+    """The ledger's hash-chained recorder, for verifying it; the ledger must exist."""
+    env = store_env(database_url, create=False)
+    try:
+        return open_chained_recorder(env, LedgerApp.name)
+    except PersistenceError as exc:
+        raise StoreUnavailable(database_url, exc) from None
+
+
+def open_projector(ledger: EventLog, database_url: str) -> Projector:
+    """The read models of ``ledger``, in its database."""
+    return Projector.open(ledger, database_url)
 
 
 def salesforce_accounts(
@@ -106,7 +154,7 @@ def connections(settings: Settings) -> Iterator[Connections]:
     """Open the ledger and both systems for the duration of the block."""
     settings.require_intercom()
     with ExitStack() as stack:
-        app = open_ledger(settings)
+        app = open_ledger(settings.database_url)
         stack.callback(app.close)
         accounts = salesforce_accounts(settings, app.config)
         stack.callback(_close_salesforce, accounts)
@@ -162,3 +210,67 @@ def service_lease(settings: Settings) -> tuple[Lease, IO[str] | None]:
     if path and not path.startswith("file:") and path != ":memory:":
         return ProcessLease(), sqlite_process_lock(path)
     return ProcessLease(), None
+
+
+@dataclass
+class Service:
+    """What ``syncledger serve`` runs and the HTTP app serves (``adapters.http.app.create_app``).
+
+    ``intake`` keeps webhooks; ``worker`` runs the sync cycles (``None``: an API-only app, as in
+    tests). ``api_keys`` (``SYNCLEDGER_API_KEYS``) open the audit API and ``/metrics``; without
+    them every route that needs a scope answers 401. ``audit`` answers from the read models;
+    without it the routes that need them answer 503. ``replay_settings`` adds ``/replays``;
+    ``intercom_attributes`` is the live Intercom catalog proposed configurations are checked
+    against. ``on_shutdown`` runs after the intake and the worker have stopped.
+    """
+
+    ledger: LedgerApp
+    intake: WebhookIntake
+    worker: SyncWorker | None = None
+    api_keys: ApiKeys | None = None
+    audit: Audit | None = None
+    replay_settings: Settings | None = None
+    intercom_attributes: Callable[[], Sequence[IntercomAttribute]] | None = None
+    on_shutdown: Callable[[], None] = lambda: None
+
+
+def build_service(settings: Settings, conn: Connections, lease: Lease) -> Service:
+    """The service over open connections: the worker (holding ``lease`` to run cycles), the
+    webhook intake that wakes it, and the read models it keeps current after each cycle."""
+    # The read models follow the ledger: the worker's projector after each cycle, the audit
+    # API's before each query (two projectors never apply a page twice).
+    follower = open_projector(conn.app, settings.database_url)
+    reader = open_projector(conn.app, settings.database_url)
+    worker = SyncWorker(
+        conn.app,
+        conn.salesforce,
+        conn.intercom,
+        poll_interval=settings.poll_interval_seconds,
+        lease=lease,
+        before_cycle=conn.follow_config,
+        on_report=lambda _report: _follow(follower),
+    )
+    intake = WebhookIntake(conn.app, conn.client_secret, on_kept=worker.wake)
+
+    def closed() -> None:
+        follower.close()
+        reader.close()
+
+    return Service(
+        ledger=conn.app,
+        intake=intake,
+        worker=worker,
+        api_keys=settings.api_keys,
+        audit=Audit(reader),
+        replay_settings=settings,
+        intercom_attributes=conn.intercom.companies.catalog,
+        on_shutdown=closed,
+    )
+
+
+def _follow(projector: Projector) -> None:
+    """Bring the read models up to the ledger; a failure is logged, never stops the sync."""
+    try:
+        projector.catch_up()
+    except Exception as exc:  # the audit API catches up again before its next query
+        logging.getLogger("syncledger").warning("read models could not catch up: %s", exc)

@@ -12,7 +12,7 @@ The order is fixed and fails closed:
    target's value. The run is recorded in its own stream (``ReplayStarted`` and every
    ``ReplayBatchPlanned``, one transaction) before anything is sent.
 3. **Apply** (:func:`apply_run`): batch by batch (≤ 200 records, one sObject Collections
-   request through :class:`~adapters.systems.SalesforceSystem`), each outcome recorded
+   request through :class:`~adapters.salesforce.system.SalesforceSystem`), each outcome recorded
    (``ReplayBatchApplied``). Replay is bulk work: at 40 % of the target's API allocation it
    stops (``ReplayPaused``) and can be resumed. A resumed run reads the target records of every
    batch still open first, and does not send a value the target already holds, so a batch
@@ -34,13 +34,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.salesforce import SalesforceAccounts, SalesforceError
-from adapters.salesforce_http import connect_with_password
-from adapters.systems import SalesforceSystem
+from adapters.salesforce.client import SalesforceAccounts, SalesforceError
+from adapters.salesforce.login import connect_with_password
+from adapters.salesforce.system import SalesforceSystem
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog, IntercomAttribute
 from ledger.config import ActiveConfig, ConfigError, Direction, parse_config
+from ledger.errors import SyncLedgerError
 from ledger.facts import AccountChange
 from ledger.replay import ReplayPlan, plan_target, rederive
 from ledger.replay_runs import RunStatus, replay_stream, run_status
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 
-class ReplayError(Exception):
+class ReplayError(SyncLedgerError):
     """A replay cannot go on; the message says why and what to do."""
 
 

@@ -40,16 +40,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from adapters.cycle import CycleReport, Overwrite
-from adapters.intercom import IntercomCompanies
-from adapters.salesforce import SalesforceAccounts
+from adapters.intercom.client import IntercomCompanies
+from adapters.salesforce.client import SalesforceAccounts
 from adapters.simulators.salesforce_values import make_id
 from adapters.simulators.server import free_port
-from adapters.store import ledger_env
+from adapters.store.database import ledger_env
+from adapters.sync.cycle import CycleReport, Overwrite
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
 from ledger.config import AttributeMapping, Direction, SyncConfig
+from ledger.errors import SyncLedgerError
 
 SEED = 2026
 S2I = Direction.SALESFORCE_TO_INTERCOM
@@ -78,7 +79,7 @@ def demo_config(identifier_field: str = "AccountNumber") -> SyncConfig:
     )
 
 
-class DemoError(RuntimeError):
+class DemoError(SyncLedgerError, RuntimeError):
     """The demo cannot run (an unusable ledger, a child process that failed, no progress)."""
 
 
@@ -198,7 +199,7 @@ def _syncledger() -> list[str]:
     script = Path(sys.executable).parent / "syncledger"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from adapters.cli import main; main()"]
+    return [sys.executable, "-c", "from adapters.cli.main import main; main()"]
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -454,7 +455,7 @@ def run_demo(
     summary. With ``keep_running``, leave everything up until Ctrl-C.
 
     Raises :class:`DemoError` if the ledger already holds events or a child process fails,
-    :class:`adapters.store.DatabaseUrlError` for an unusable URL, and KeyboardInterrupt on
+    :class:`adapters.store.database.DatabaseUrlError` for an unusable URL, and KeyboardInterrupt on
     Ctrl-C or SIGTERM (after stopping every child process).
     """
     url = _absolute(database_url)

@@ -12,7 +12,8 @@
 
 and the compliance review pages for browsers (:func:`review_router`, not in the OpenAPI schema):
 ``/review`` (overwrites, filtered), ``/review/timeline/{account|company}/{id}``,
-``/review/export.csv``, ``/review/login``. Every route declares its scope (:mod:`adapters.auth`);
+``/review/export.csv``, ``/review/login``. Every route declares its scope
+(:mod:`adapters.http.auth`);
 bad parameters are answered 422 with a message, never 500. Times are ISO-8601; one without a
 zone is taken as UTC.
 """
@@ -40,7 +41,7 @@ from fastapi.responses import (
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, BeforeValidator, Field
 
-from adapters.auth import (
+from adapters.http.auth import (
     AUDIT_READ,
     COOKIE,
     KEY_RESPONSES,

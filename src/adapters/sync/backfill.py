@@ -9,7 +9,7 @@ The bulk update the seed says Intercom's app lacks. A run (recorded in its own s
    (:mod:`ledger.replay_backfill`: map the best pair, plan every mapped attribute in both
    directions under the rules; ``BackfillKeysDecided`` notes each batch in the same
    transaction), and after each batch runs one sync cycle without a poll
-   (:func:`adapters.cycle.run_cycle`), whose writer reads before writing and sends the planned
+   (:func:`adapters.sync.cycle.run_cycle`), whose writer reads before writing and sends the planned
    writes, 200 Salesforce records a request.
 
 It is bulk work: before each step it stops at 40 % of the Salesforce API allocation
@@ -29,10 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from adapters.cycle import CycleReport, run_cycle
-from adapters.systems import IntercomSystem, SalesforceSystem
+from adapters.intercom.system import IntercomSystem
+from adapters.salesforce.system import SalesforceSystem
+from adapters.sync.cycle import CycleReport, run_cycle
 from ledger import events as ev
 from ledger.application import LedgerApp
+from ledger.errors import SyncLedgerError
 from ledger.facts import AccountChange, CompanyChange, Fact
 from ledger.replay_backfill import backfill_stream
 from ledger.values import is_empty, key_of, same_value
@@ -44,7 +46,7 @@ Progress = Callable[[str, int, int], None]
 """``(step, done, total)``: step is ``read`` or ``sync``."""
 
 
-class BackfillPaused(Exception):
+class BackfillPaused(SyncLedgerError):
     """The backfill stopped at the bulk tier (or an outage); running it again resumes."""
 
 

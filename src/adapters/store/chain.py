@@ -43,6 +43,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from ledger.errors import SyncLedgerError
+
 GENESIS = bytes(32)
 PAGE = 1000
 
@@ -434,7 +436,7 @@ class ChainReport:
     head_found: bool | None = None  # whether the expected head occurs (None: none expected)
 
 
-class NoChainError(Exception):
+class NoChainError(SyncLedgerError):
     """There is no stored ledger to verify (kept in memory, or never created)."""
 
 

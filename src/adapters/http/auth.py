@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from adapters.settings import API_SCOPES, ApiKeys
+from ledger.errors import SyncLedgerError
 
 __all__ = [
     "AUDIT_READ",
@@ -91,7 +92,7 @@ class Principal:
     scopes: frozenset[str]
 
 
-class LoginRequired(Exception):
+class LoginRequired(SyncLedgerError):
     """A browser on a review page without a usable key: send it to the login form."""
 
     def __init__(self, next_url: str, message: str) -> None:

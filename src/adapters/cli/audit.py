@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _projector(database_url: str | None) -> Iterator[Projector]:
-    from adapters.cli import _database_url, _fail, _ledger_env
+    from adapters.cli.main import _database_url, _fail, _ledger_env
 
     url = _database_url(database_url)
     env = _ledger_env(url)
@@ -146,7 +146,7 @@ def _with_progress(label: str, run: Any) -> int:
 
 
 def _instant(option: str, value: str | None) -> datetime | None:
-    from adapters.cli import _fail
+    from adapters.cli.main import _fail
 
     if value is None:
         return None
@@ -170,7 +170,7 @@ def _json(data: Any) -> None:
 
 def rebuild(database_url: DatabaseUrl = None) -> None:
     """Rebuild the read models from the whole ledger (streamed in pages, constant memory)."""
-    from adapters.cli import _out
+    from adapters.cli.main import _out
 
     with _projector(database_url) as projector:
         started = datetime.now(tz=UTC)
@@ -185,7 +185,7 @@ def rebuild(database_url: DatabaseUrl = None) -> None:
 
 def status(database_url: DatabaseUrl = None) -> None:
     """Show the ledger position the read models reflect and how far behind they are."""
-    from adapters.cli import _out
+    from adapters.cli.main import _out
 
     with _projector(database_url) as projector:
         _out().print(f"position {projector.position}, {projector.lag()} event(s) behind")
@@ -224,7 +224,7 @@ def _history(
     until: str | None,
     output: TextFormat,
 ) -> None:
-    from adapters.cli import _fail, _out
+    from adapters.cli.main import _fail, _out
 
     start, end = _instant("--since", since), _instant("--until", until)
     with _audit(database_url) as audit:
@@ -289,7 +289,7 @@ def overwrites(
 ) -> None:
     """Applied writes that replaced a different non-empty value: when, from what, to what,
     under which rule and configuration version, caused by which event."""
-    from adapters.cli import _fail, _out
+    from adapters.cli.main import _fail, _out
 
     start, end = _instant("--since", since), _instant("--until", until)
     with _audit(database_url) as audit:
@@ -386,7 +386,7 @@ def explain(
     output: Annotated[TextFormat, typer.Option("--format")] = TextFormat.text,
 ) -> None:
     """Why is (or isn't) this company or account synced? The causal chain from the ledger."""
-    from adapters.cli import _fail, _out
+    from adapters.cli.main import _fail, _out
 
     given = [v for v in (company_id, intercom_id, account_id) if v is not None]
     if len(given) != 1:

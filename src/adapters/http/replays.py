@@ -2,7 +2,7 @@
 
 Mount it on the service's app with the access marker of the scope::
 
-    from adapters.auth import REPLAY_EXECUTE
+    from adapters.http.auth import REPLAY_EXECUTE
     api.include_router(replay_router(ledger, settings, auth.requires(REPLAY_EXECUTE)))
 
 ``POST /replays`` runs the guard at once (the target must be a sandbox on
@@ -27,7 +27,9 @@ from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SecretStr
 
-from adapters.replay import (
+from adapters.salesforce.client import SalesforceError
+from adapters.settings import Settings
+from adapters.sync.replay import (
     ReplayError,
     ReplayRequest,
     check_target,
@@ -35,8 +37,6 @@ from adapters.replay import (
     run_replay,
     target_accounts,
 )
-from adapters.salesforce import SalesforceError
-from adapters.settings import Settings
 from ledger.application import LedgerApp
 from ledger.catalog import IntercomAttribute
 
@@ -73,7 +73,7 @@ def replay_router(
         if intercom_attributes is not None:
             return intercom_attributes()
         known = {rm.intercom.name: rm.intercom for rm in ledger.config.mappings}
-        from adapters.fakes import catalog
+        from adapters.sync.fakes import catalog
 
         return [*catalog().intercom.values(), *known.values()]
 

@@ -16,9 +16,14 @@ from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.markup import escape
 
-from adapters.chain import ChainReport, NoChainError, open_chained_recorder, verify_chain
-from adapters.cli_audit import progress_bar
-from adapters.store import DatabaseUrlError, ledger_env
+from adapters.cli.audit import progress_bar
+from adapters.store.chain import (
+    ChainReport,
+    NoChainError,
+    open_chained_recorder,
+    verify_chain,
+)
+from adapters.store.database import DatabaseUrlError, ledger_env
 from ledger.application import LedgerApp
 
 DATABASE_URL_ENV = "SYNCLEDGER_DATABASE_URL"

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 
 from ledger.catalog import IntercomAttribute
+from ledger.errors import SyncLedgerError
 from ledger.facts import CompanyChange, CompanyKind, CompanyRemoval
 
 __all__ = [
@@ -69,7 +70,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 
 
-class IntercomError(Exception):
+class IntercomError(SyncLedgerError):
     """Base of every error this adapter raises. ``code`` is Intercom's error code, if any."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str = "") -> None:

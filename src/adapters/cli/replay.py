@@ -1,11 +1,11 @@
 """CLI commands for the replay features; ``register`` adds them to the ``syncledger`` app.
 
 * ``syncledger replay`` — replay recorded history into a Salesforce sandbox org
-  (:mod:`adapters.replay`), dry run first;
+  (:mod:`adapters.sync.replay`), dry run first;
 * ``syncledger whatif identifier FIELD`` — what a new identifier field would do to the mappings
   (:mod:`ledger.whatif`);
 * ``syncledger backfill`` — map everything and sync every mapped attribute
-  (:mod:`adapters.backfill`).
+  (:mod:`adapters.sync.backfill`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _requested_by() -> str:
 
 
 def _when(value: str | None, option: str) -> datetime | None:
-    from adapters.cli import _fail
+    from adapters.cli.main import _fail
 
     if value is None:
         return None
@@ -61,7 +61,7 @@ def _bar(out: Console) -> Progress:
 
 @contextmanager
 def _ledger_for(database_url: str | None) -> Iterator[Any]:
-    from adapters.cli import _database_url, _ledger
+    from adapters.cli.main import _database_url, _ledger
 
     with _ledger(_database_url(database_url), create=False) as ledger:
         yield ledger
@@ -117,11 +117,11 @@ def replay(
     Interrupted, run the same command again (or --resume RUN_ID): it continues where it
     stopped and never writes a value twice. Salesforce → Intercom values are reported only.
     """
-    from adapters.cli import _fail, _settings
+    from adapters.cli.main import _fail, _settings
 
     if report is not None and report.suffix.lower() not in (".json", ".csv"):
         _fail(f"--report {report}: give a .json or .csv file", 2)
-    from adapters.replay import ReplayError, ReplayRequest, ReplayStopped
+    from adapters.sync.replay import ReplayError, ReplayRequest, ReplayStopped
 
     config_text = None
     if config is not None:
@@ -157,8 +157,8 @@ def _replay(
     request: Any, settings: Any, database_url: str | None, report: Path | None,
     resume: str | None, out: Console,
 ) -> None:  # fmt: skip
-    from adapters.replay import check_target, run_replay, target_accounts
-    from adapters.salesforce import SalesforceError
+    from adapters.salesforce.client import SalesforceError
+    from adapters.sync.replay import check_target, run_replay, target_accounts
 
     with target_accounts(request) as accounts:
         org = check_target(accounts, settings.replay_allowed_orgs, request.target_instance_url)
@@ -189,7 +189,7 @@ def _replay(
                     progress=lambda n: bar.advance(task, n),
                 )
             except SalesforceError as exc:
-                from adapters.replay import ReplayError
+                from adapters.sync.replay import ReplayError
 
                 raise ReplayError(f"the target org: {exc.message}") from None
     status = result.status
@@ -209,8 +209,8 @@ def _replay(
 def _intercom_attributes(settings: Any, ledger: Any) -> list[Any]:
     """Intercom's attribute catalog: live when Intercom is configured; else the sample
     catalog plus every attribute the configuration in force maps."""
-    from adapters.fakes import catalog
-    from adapters.intercom import IntercomCompanies
+    from adapters.intercom.client import IntercomCompanies
+    from adapters.sync.fakes import catalog
 
     if settings.intercom_token is not None:
         with IntercomCompanies(
@@ -337,9 +337,9 @@ def whatif_identifier(
 ) -> None:
     """Report the pairs a new identifier field would keep, lose and newly match, and the
     values several accounts share (ties), from the ledger's observations (or --refresh)."""
-    from adapters.cli import _fail, _settings
-    from adapters.salesforce import SalesforceError
-    from adapters.wiring import salesforce_accounts
+    from adapters.bootstrap import salesforce_accounts
+    from adapters.cli.main import _fail, _settings
+    from adapters.salesforce.client import SalesforceError
     from ledger.config import SyncConfig
     from ledger.validation import validate_config
     from ledger.whatif import accounts_from_state, identifier_what_if
@@ -392,7 +392,7 @@ def whatif_identifier(
 
 
 def _salesforce_catalog(sf: Any) -> Any:
-    from adapters.fakes import catalog
+    from adapters.sync.fakes import catalog
     from ledger.catalog import FieldCatalog
 
     if sf is None:
@@ -447,10 +447,10 @@ def backfill(
 
     Settings come from SYNCLEDGER_* environment variables, like `syncledger sync`.
     """
-    from adapters.backfill import BackfillPaused, run_backfill
-    from adapters.cli import _connected, _fail, _settings, render_report
-    from adapters.intercom import IntercomError
-    from adapters.salesforce import SalesforceError
+    from adapters.cli.main import _connected, _fail, _settings, render_report
+    from adapters.intercom.client import IntercomError
+    from adapters.salesforce.client import SalesforceError
+    from adapters.sync.backfill import BackfillPaused, run_backfill
 
     settings = _settings()
     out = Console(highlight=False)

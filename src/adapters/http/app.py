@@ -16,15 +16,15 @@ shows counts only, never data.
 
 ``GET /metrics`` is the same and more in Prometheus' text format (scope ``audit:read``).
 
-Everything else is the audit API (:mod:`adapters.audit_api`), behind API keys
-(:mod:`adapters.auth`): every route declares its scope or is refused.
+Everything else is the audit API (:mod:`adapters.http.audit`), behind API keys
+(:mod:`adapters.http.auth`): every route declares its scope or is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -39,14 +39,14 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.audit_api import audit_router, invalid, review_router
-from adapters.auth import AUDIT_READ, KEY_RESPONSES, REPLAY_EXECUTE, Authorizer, LoginRequired
-from adapters.replay_api import replay_router
-from adapters.service import MAX_WEBHOOK_BYTES, SyncWorker, Verdict, WebhookIntake, log
-from adapters.settings import ApiKeys, Settings
+from adapters.bootstrap import Service
+from adapters.http.audit import audit_router, invalid, review_router
+from adapters.http.auth import AUDIT_READ, KEY_RESPONSES, REPLAY_EXECUTE, Authorizer, LoginRequired
+from adapters.http.replays import replay_router
+from adapters.service.intake import MAX_WEBHOOK_BYTES, Verdict, WebhookIntake, log
+from adapters.service.worker import SyncWorker
 from ledger.application import LedgerApp
-from ledger.catalog import IntercomAttribute
-from projections.queries import Audit, AuditQueryError
+from projections.queries import AuditQueryError
 
 #: How long a webhook delivery waits for the ledger before it is answered 503.
 STORE_TIMEOUT = 10.0
@@ -112,24 +112,16 @@ WEBHOOK_REQUEST: dict[str, Any] = {
 }
 
 
-def create_app(
-    intake: WebhookIntake,
-    worker: SyncWorker | None,
-    *,
-    on_shutdown: Callable[[], None] = lambda: None,
-    api_keys: ApiKeys | None = None,
-    audit: Audit | None = None,
-    replay_settings: Settings | None = None,
-    intercom_attributes: Callable[[], Sequence[IntercomAttribute]] | None = None,
-) -> FastAPI:
-    """The app; its lifespan starts and stops the intake's writer and the worker.
-
-    ``api_keys`` (``SYNCLEDGER_API_KEYS``) open the audit API and ``/metrics``; without them
-    every route that needs a scope answers 401. ``audit`` answers from the read models; without
-    it the routes that need them answer 503. ``replay_settings`` adds ``/replays`` (replays into
-    a sandbox org, scope ``replay:execute``); ``intercom_attributes`` is the live Intercom
-    catalog proposed configurations are checked against.
-    """
+def create_app(service: Service) -> FastAPI:
+    """The HTTP app serving ``service`` (see :class:`adapters.bootstrap.Service`); its lifespan
+    starts and stops the intake's writer and the worker."""
+    intake = service.intake
+    worker = service.worker
+    on_shutdown = service.on_shutdown
+    api_keys = service.api_keys
+    audit = service.audit
+    replay_settings = service.replay_settings
+    intercom_attributes = service.intercom_attributes
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -120,7 +120,7 @@ def connect_with_password(
     ``security_token=""`` when the org trusts the caller's IP range. Every request uses
     ``timeout`` seconds; close the client's session (``sf.session.close()``) when done.
 
-    Raises ``adapters.salesforce.SalesforceAuthError`` when the login is refused and
+    Raises ``adapters.salesforce.client.SalesforceAuthError`` when the login is refused and
     ``SalesforceUnavailable`` when the login host cannot be reached; no simple_salesforce or
     requests exception escapes the login.
     """
@@ -153,8 +153,8 @@ def connect_with_password(
 
 def _login_error(exc: SalesforceAuthenticationFailed | requests.RequestException) -> Exception:
     """The adapter's error for a failed login, without simple-salesforce's traceback."""
-    # Imported here: adapters.salesforce imports this module (for connect) at load time.
-    from adapters.salesforce import SalesforceAuthError, SalesforceUnavailable
+    # Imported here: adapters.salesforce.client imports this module (for connect) at load time.
+    from adapters.salesforce.client import SalesforceAuthError, SalesforceUnavailable
 
     if isinstance(exc, requests.RequestException):
         return SalesforceUnavailable(f"Salesforce login failed: {type(exc).__name__}: {exc}")

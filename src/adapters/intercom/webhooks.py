@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.intercom import company_to_change
+from adapters.intercom.client import company_to_change
+from ledger.errors import SyncLedgerError
 from ledger.facts import CompanyChange, CompanyKind, CompanyRemoval
 
 __all__ = [
@@ -32,7 +33,7 @@ _PREFIX = "sha1="
 _KINDS: Mapping[str, CompanyKind] = {"company.created": "created", "company.updated": "updated"}
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(SyncLedgerError):
     """The webhook body cannot be accepted; ``reason`` says why (safe to log and return)."""
 
     def __init__(self, reason: str) -> None:

@@ -1,0 +1,1 @@
+"""The ``syncledger`` command line (typer)."""

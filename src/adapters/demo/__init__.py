@@ -1,0 +1,1 @@
+"""The scripted demo: both simulators, the service and a story of changes."""

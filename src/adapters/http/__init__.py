@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): webhooks, health, metrics, audit, review page, replays."""

@@ -1,0 +1,1 @@
+"""Intercom Companies over the REST API (httpx): client, webhooks, the sync port."""

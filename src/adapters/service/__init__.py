@@ -1,0 +1,1 @@
+"""The running service: webhook intake, the sync worker, leases."""

@@ -1,0 +1,1 @@
+"""Sync use cases, written against ports only (no Salesforce, Intercom or database code)."""
