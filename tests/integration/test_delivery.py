@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from adapters.demo.story import demo_config
-from adapters.intercom.client import IntercomCompanies, IntercomError
+from adapters.intercom.client import IntercomCompanies
+from adapters.intercom.errors import IntercomError
 from adapters.intercom.system import IntercomSystem
-from adapters.salesforce.client import SalesforceAccounts, SalesforceError
+from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.errors import SalesforceError
 from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app

@@ -9,14 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.intercom.client import (
+from adapters.intercom.client import IntercomCompanies, company_to_change
+from adapters.intercom.errors import (
     IntercomAuthError,
-    IntercomCompanies,
     IntercomError,
     IntercomRateLimited,
     IntercomRejected,
     IntercomUnavailable,
-    company_to_change,
 )
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.server import serving

@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 
-from adapters.salesforce.client import (
-    SalesforceAccounts,
+from adapters.salesforce.client import SalesforceAccounts, escape_soql
+from adapters.salesforce.errors import (
     SalesforceAuthError,
     SalesforceLimitExceeded,
     SalesforceRejected,
     SalesforceUnavailable,
-    escape_soql,
 )
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import free_port, serving

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from adapters.salesforce.client import SalesforceAuthError, SalesforceUnavailable
+from adapters.salesforce.errors import SalesforceAuthError, SalesforceUnavailable
 from adapters.salesforce.login import HttpRewriteSession, connect_with_password
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import BackgroundServer, free_port, serving

@@ -33,8 +33,14 @@ from urllib.parse import quote
 
 import httpx
 
+from adapters.intercom.errors import (
+    IntercomAuthError,
+    IntercomError,
+    IntercomRateLimited,
+    IntercomRejected,
+    IntercomUnavailable,
+)
 from ledger.catalog import IntercomAttribute
-from ledger.errors import SyncLedgerError
 from ledger.facts import CompanyChange, CompanyKind, CompanyRemoval
 
 __all__ = [
@@ -68,32 +74,6 @@ CUSTOM_PREFIX = "custom_attributes."
 MAX_RATE_LIMIT_WAIT = 60.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-
-
-class IntercomError(SyncLedgerError):
-    """Base of every error this adapter raises. ``code`` is Intercom's error code, if any."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-
-
-class IntercomAuthError(IntercomError):
-    """Intercom refused the access token (401)."""
-
-
-class IntercomRateLimited(IntercomError):
-    """Intercom still answered 429 after the allowed retries."""
-
-
-class IntercomUnavailable(IntercomError):
-    """Intercom answered 5xx, or could not be reached, after the allowed retries."""
-
-
-class IntercomRejected(IntercomError):
-    """Intercom refused the request itself (4xx); sending it again will not help."""
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,16 @@ from urllib.parse import quote
 import requests
 from simple_salesforce import exceptions as sf_exceptions
 
+from adapters.salesforce.errors import (
+    SalesforceAuthError,
+    SalesforceError,
+    SalesforceLimitExceeded,
+    SalesforceRejected,
+    SalesforceUnavailable,
+)
 from adapters.salesforce.login import connect
 from ledger.budget import Tier, budget_tier
 from ledger.catalog import SalesforceField
-from ledger.errors import SyncLedgerError
 from ledger.facts import AccountChange, AccountKind, AccountRemoval
 from ledger.values import format_salesforce_datetime, parse_salesforce_datetime
 
@@ -76,32 +82,6 @@ RETRYABLE_CODES = frozenset(
 )
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-
-
-class SalesforceError(SyncLedgerError):
-    """Base of every error this adapter raises. ``code`` is Salesforce's errorCode, if any."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-
-
-class SalesforceAuthError(SalesforceError):
-    """Salesforce refused the session id (401 INVALID_SESSION_ID) or the login (INVALID_LOGIN)."""
-
-
-class SalesforceLimitExceeded(SalesforceError):
-    """The org's daily API request limit is used up (403 REQUEST_LIMIT_EXCEEDED)."""
-
-
-class SalesforceUnavailable(SalesforceError):
-    """Salesforce answered 5xx or lock contention, or was unreachable, after the retries."""
-
-
-class SalesforceRejected(SalesforceError):
-    """Salesforce refused the request itself (4xx); sending it again will not help."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
+from adapters.salesforce.errors import SalesforceAuthError, SalesforceUnavailable
+
 
 class TimeoutSession(requests.Session):
     """A requests session with a default timeout (simple-salesforce passes none)."""
@@ -153,9 +155,6 @@ def connect_with_password(
 
 def _login_error(exc: SalesforceAuthenticationFailed | requests.RequestException) -> Exception:
     """The adapter's error for a failed login, without simple-salesforce's traceback."""
-    # Imported here: adapters.salesforce.client imports this module (for connect) at load time.
-    from adapters.salesforce.client import SalesforceAuthError, SalesforceUnavailable
-
     if isinstance(exc, requests.RequestException):
         return SalesforceUnavailable(f"Salesforce login failed: {type(exc).__name__}: {exc}")
     code = exc.code if isinstance(exc.code, str) else ""
