@@ -123,6 +123,7 @@ def salesforce_accounts(
         "fields": salesforce_fields(config) if config else ALWAYS_READ,
         "identifier_field": config.identifier.name if config else "AccountNumber",
         "daily_allocation": settings.salesforce_daily_api_allocation,
+        "write_batch_size": settings.write_batch_size,
     }
     if mode == "session":
         assert settings.salesforce_instance_url and settings.salesforce_session_id

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from adapters.bootstrap import salesforce_accounts
 from adapters.salesforce.client import SalesforceAccounts, escape_soql
 from adapters.salesforce.errors import (
     SalesforceAuthError,
@@ -22,6 +23,7 @@ from adapters.salesforce.errors import (
     SalesforceRejected,
     SalesforceUnavailable,
 )
+from adapters.settings import load_settings
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import free_port, serving
 from ledger.facts import AccountChange, AccountRemoval
@@ -267,6 +269,35 @@ def test_write_uses_collections_of_200_with_per_record_failures(sim: Sim) -> Non
         f"1,000 attribute writes ({per_thousand(counters['total'], len(updates))} per 1,000 "
         "records)"
     )
+
+
+def test_write_batch_size_sets_the_records_per_request(sim: Sim) -> None:
+    """SYNCLEDGER_WRITE_BATCH_SIZE reaches the adapter: 120 records at 50 a request = 3 calls."""
+    ids = sim.seed(120)
+    adapter = sim.adapter(write_batch_size=50)
+    sim.reset()
+    results = adapter.write([(rid, {"Plan__c": f"plan-{i}"}) for i, rid in enumerate(ids)])
+    assert all(r.ok for r in results)
+    assert sim.counters() == {"composite": 3, "total": 3}
+    assert [results[i].api_call["records"] for i in (0, 50, 119)] == [50, 50, 20]
+
+
+def test_bootstrap_builds_the_adapter_with_the_configured_batch_size(sim: Sim) -> None:
+    settings = load_settings(
+        {
+            "SYNCLEDGER_SALESFORCE_INSTANCE_URL": sim.server.url,
+            "SYNCLEDGER_SALESFORCE_SESSION_ID": "sim-token",
+            "SYNCLEDGER_WRITE_BATCH_SIZE": "50",
+        }
+    )
+    with salesforce_accounts(settings) as adapter:
+        assert adapter.write_batch_size == 50
+
+
+@pytest.mark.parametrize("size", [0, 201])
+def test_write_batch_size_outside_1_to_200_is_refused(sim: Sim, size: int) -> None:
+    with pytest.raises(ValueError, match="write_batch_size must be from 1 to 200"):
+        sim.adapter(write_batch_size=size)
 
 
 # -- usage, faults, errors -----------------------------------------------------------------------

@@ -174,6 +174,7 @@ class SalesforceAccounts:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utcnow,
         rng: random.Random | None = None,
+        write_batch_size: int = COLLECTION_SIZE,
     ) -> None:
         if overlap_seconds < 60:
             raise ValueError("overlap_seconds must be at least 60 (getDeleted works in minutes)")
@@ -191,6 +192,10 @@ class SalesforceAccounts:
         self.overlap = timedelta(seconds=overlap_seconds)
         self.daily_allocation = daily_allocation
         self.max_retries = max_retries
+        if not 1 <= write_batch_size <= COLLECTION_SIZE:
+            raise ValueError(f"write_batch_size must be from 1 to {COLLECTION_SIZE}")
+        #: Records per sObject Collections update (``SYNCLEDGER_WRITE_BATCH_SIZE``).
+        self.write_batch_size = write_batch_size
         self.usage: Usage | None = None
         self.has_person_accounts: bool | None = None  # known after describe()
         self._sleep = sleep
@@ -278,7 +283,8 @@ class SalesforceAccounts:
         return facts
 
     def write(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> list[WriteResult]:
-        """Update accounts ``(Id, {field: value})`` by sObject Collections, 200 per request.
+        """Update accounts ``(Id, {field: value})`` by sObject Collections, ``write_batch_size``
+        (at most 200) per request.
 
         Returns one result per update, in order. Per-record failures (a restricted picklist
         value, a deleted record) are results, not exceptions; per-record lock contention is
@@ -289,8 +295,9 @@ class SalesforceAccounts:
         attempt = 0
         while pending:
             retry: list[int] = []
-            for i in range(0, len(pending), COLLECTION_SIZE):
-                chunk = pending[i : i + COLLECTION_SIZE]
+            size = self.write_batch_size
+            for i in range(0, len(pending), size):
+                chunk = pending[i : i + size]
                 for index, result in zip(chunk, self._write_chunk(updates, chunk), strict=True):
                     results[index] = result
                     if result.retryable:
