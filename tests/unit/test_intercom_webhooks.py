@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.bootstrap import open_ledger
 from adapters.intercom.webhooks import (
+    MAX_DEPTH,
     NotificationDeduplicator,
     WebhookRejected,
     parse_notification,
@@ -189,6 +191,40 @@ def test_any_input_parses_or_is_rejected(raw: bytes) -> None:
 def test_deeply_nested_json_is_rejected_not_a_crash() -> None:
     with pytest.raises(WebhookRejected):
         parse_notification(b"[" * 100_000 + b"]" * 100_000)
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_notification_nested_past_the_limit_is_rejected() -> None:
+    """Found by the webhook fuzz test: arrays nested hundreds deep in a custom attribute parsed
+    and were stored; reading the event back on a deeper stack (a request thread catching the
+    read models up) then failed with RecursionError, so the ledger could not decode its own
+    event. Nothing Intercom sends nests past four levels."""
+    item = {**COMPANY, "custom_attributes": {"tier": nested(500)}}
+    with pytest.raises(WebhookRejected, match="nests deeper than 32 levels"):
+        parse_notification(envelope("company.updated", item))
+
+
+def test_a_notification_nested_within_the_limit_is_kept_and_read_back(tmp_path: Any) -> None:
+    item = {**COMPANY, "custom_attributes": {"tier": nested(MAX_DEPTH - 5)}}
+    notification = parse_notification(envelope("company.updated", item))
+    assert notification.fact is not None
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    ledger = open_ledger(url)
+    try:
+        assert ledger.receive([(notification.id, notification.fact)]).count >= 1
+    finally:
+        ledger.close()
+    again = open_ledger(url)
+    try:
+        assert "NotificationReceived" in [type(e).__name__ for _, e in again.read_events()]
+    finally:
+        again.close()
 
 
 # -- de-duplication -------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 _PREFIX = "sha1="
+#: The deepest nesting of objects and arrays a webhook body may have.
+MAX_DEPTH = 32
 _KINDS: Mapping[str, CompanyKind] = {"company.created": "created", "company.updated": "updated"}
 
 
@@ -98,6 +100,21 @@ def _company_fact(topic: str, item: dict[str, Any]) -> CompanyChange | CompanyRe
     return company_to_change(item, _KINDS[topic], "webhook")
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """True if ``value`` nests objects/arrays more than ``limit`` levels (no recursion)."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
 def parse_notification(raw_body: bytes) -> Notification:
     """Parse a verified webhook body; raise :class:`WebhookRejected` for anything malformed."""
     try:
@@ -106,6 +123,10 @@ def parse_notification(raw_body: bytes) -> Notification:
         raise WebhookRejected("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise WebhookRejected("body must be a JSON object")
+    if _too_deep(data, MAX_DEPTH):
+        # Intercom's company payloads nest four levels; a deeper body would be stored, then fail
+        # to decode from the ledger (the decoder's recursion limit is below the parser's).
+        raise WebhookRejected(f"body nests deeper than {MAX_DEPTH} levels")
     try:  # JSON may escape a lone surrogate ("\ud800"): no UTF-8 text can hold it
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except (UnicodeEncodeError, ValueError, RecursionError):
