@@ -110,6 +110,16 @@ class WebhookIntake:
         self._queue.put((notification, future))
         return future
 
+    @property
+    def alive(self) -> bool:
+        """Whether the writer thread is running (``/health`` reports it)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def waiting(self) -> int:
+        """Notifications queued for the writer and not stored yet."""
+        return self._queue.qsize()
+
     def _run(self) -> None:
         stopping = False
         while not stopping:
@@ -126,7 +136,12 @@ class WebhookIntake:
                     stopping = True
                     break
                 batch.append(item)
-            self._store(batch)
+            try:
+                self._store(batch)
+            except Exception:  # never let one batch end the writer: later webhooks need it
+                log.exception("the webhook writer failed on a batch of %d; going on", len(batch))
+                for _, future in batch:
+                    _settle(future, exception=ServiceError("the webhook was not stored"))
 
     def _store(self, batch: list[tuple[Notification, concurrent.futures.Future[str]]]) -> None:
         try:
@@ -141,15 +156,33 @@ class WebhookIntake:
                 return
             # the ledger is unavailable or refuses this one: Intercom will deliver it again
             log.warning("could not keep webhook %s: %s", batch[0][0].id, exc)
-            batch[0][1].set_exception(exc)
+            _settle(batch[0][1], exception=exc)
             return
         new = {e.notification_id for e in recorded.events if isinstance(e, ev.NotificationReceived)}
         for notification, future in batch:
             if notification.id in new:
                 new.discard(notification.id)  # a second copy in the same batch is a duplicate
                 self.kept += 1
-                future.set_result("accepted")
+                _settle(future, "accepted")
             else:
                 self.duplicates += 1
-                future.set_result("duplicate")
+                _settle(future, "duplicate")
         self._on_kept()
+
+
+def _settle(
+    future: concurrent.futures.Future[str],
+    result: str = "",
+    *,
+    exception: BaseException | None = None,
+) -> None:
+    """Resolve ``future`` unless its request gave up waiting (it was answered 503 and cancelled
+    the future). The notification is stored all the same; Intercom's redelivery of it is then
+    a duplicate, dropped by its id: nothing lost, nothing doubled."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass

@@ -1,0 +1,124 @@
+"""Intake and writers under faults an operator meets, against ``syncledger serve`` as a real
+process: a store held by another transaction for longer than a delivery waits, then normal load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from ledger import events as ev
+from tests.e2e.stack import SECRET, Stack, stack
+
+__all__ = ["stack"]  # the fixture, re-exported for this module's tests
+
+#: Longer than the 10 s a delivery waits for the store (adapters.http STORE_TIMEOUT).
+HOLD_SECONDS = 12.0
+
+
+def webhook(n: int) -> bytes:
+    return json.dumps(
+        {
+            "type": "notification_event",
+            "id": f"notif-{n}",
+            "topic": "company.updated",
+            "created_at": 1_700_000_000 + n,
+            "data": {
+                "type": "notification_event_data",
+                "item": {
+                    "type": "company",
+                    "id": f"ic-{n}",
+                    "company_id": f"K-{n}",
+                    "name": f"Company {n}",
+                    "updated_at": 1_700_000_000 + n,
+                },
+            },
+        }
+    ).encode()
+
+
+def deliver(stack: Stack, body: bytes, timeout: float = 30.0) -> httpx.Response:
+    signature = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+    return httpx.post(
+        f"{stack.service_url}/webhooks/intercom",
+        content=body,
+        headers={"X-Hub-Signature": signature, "Content-Type": "application/json"},
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def store_held(database_url: str, seconds: float) -> Iterator[threading.Event]:
+    """Another transaction holds the ledger's events table for ``seconds`` (SQLite: an
+    exclusive write lock on the file; PostgreSQL: an ACCESS EXCLUSIVE lock on the table); the
+    event is set once the lock is taken. Released by the end of the block at the latest."""
+    taken, done = threading.Event(), threading.Event()
+    url = make_url(database_url)
+
+    def hold() -> None:
+        if url.get_backend_name() == "sqlite":
+            conn = sqlite3.connect(str(url.database), isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+        else:
+            schema = url.query.get("schema") or "public"
+            plain = url.set(drivername="postgresql").difference_update_query(["schema"])
+            conn = psycopg.connect(plain.render_as_string(hide_password=False))  # type: ignore[assignment]
+            row = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
+                (schema, "%events"),
+            ).fetchone()
+            assert row is not None, "no events table"
+            conn.execute(f'LOCK TABLE "{schema}"."{row[0]}" IN ACCESS EXCLUSIVE MODE')
+        taken.set()
+        done.wait(seconds)
+        conn.rollback()
+        conn.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert taken.wait(10), "could not take the lock"
+    try:
+        yield taken
+        thread.join(seconds + 5)
+    finally:
+        done.set()
+        thread.join(5)
+
+
+def test_intake_survives_a_store_held_longer_than_a_delivery_waits(
+    stack: Stack, database_url: str
+) -> None:
+    """Found by an operator: after one delivery gave up waiting, the writer died and every
+    later webhook was answered 503, forever, while /health said ok."""
+    stack.start_service()
+    with store_held(database_url, HOLD_SECONDS), ThreadPoolExecutor(4) as pool:
+        during = list(pool.map(lambda n: deliver(stack, webhook(n)).status_code, range(4)))
+    assert set(during) <= {200, 503}
+
+    # normal load after the store is back: every delivery answered at once
+    for n in range(4, 24):
+        started = time.monotonic()
+        answer = deliver(stack, webhook(n), timeout=8)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "accepted"
+        assert time.monotonic() - started < 5
+    # Intercom delivers again what was not answered 200: stored once, never twice
+    for n, status in enumerate(during):
+        again = deliver(stack, webhook(n))
+        assert again.status_code == 200
+        assert again.json()["status"] == ("duplicate" if status == 200 else again.json()["status"])
+    ids = [e.notification_id for e in stack.events() if isinstance(e, ev.NotificationReceived)]
+    assert sorted(ids) == sorted(f"notif-{n}" for n in range(24))
+    health = stack.health()
+    assert health["status"] == "ok"
