@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory, PersistenceError
 from sqlalchemy.engine import make_url
@@ -23,7 +23,13 @@ from adapters.salesforce.client import SalesforceAccounts
 from adapters.salesforce.login import connect_with_password
 from adapters.salesforce.system import SalesforceSystem
 from adapters.service.intake import WebhookIntake
-from adapters.service.lease import Lease, PostgresLease, ProcessLease, sqlite_process_lock
+from adapters.service.lease import (
+    Lease,
+    PostgresLease,
+    ProcessLease,
+    ProcessLock,
+    sqlite_process_lock,
+)
 from adapters.service.worker import SyncWorker
 from adapters.settings import ApiKeys, Settings, SettingsError
 from adapters.store.chain import ChainedRecorder, open_chained_recorder
@@ -197,7 +203,7 @@ def _close_salesforce(accounts: SalesforceAccounts) -> None:
         session.close()
 
 
-def service_lease(settings: Settings) -> tuple[Lease, IO[str] | None]:
+def service_lease(settings: Settings) -> tuple[Lease, ProcessLock | None]:
     """Who may run cycles: PostgreSQL's advisory lock, or this process alone on SQLite (a second
     ``serve`` on the same SQLite ledger is refused here, with :class:`ServiceError`)."""
     url = make_url(settings.database_url) if "://" in settings.database_url else None

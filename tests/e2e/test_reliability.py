@@ -8,18 +8,21 @@ import hashlib
 import hmac
 import json
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from adapters.simulators.server import free_port
 from ledger import events as ev
-from tests.e2e.stack import SECRET, Stack, stack
+from tests.e2e.stack import SECRET, SYNCLEDGER, Stack, launch, stack
 
 __all__ = ["stack"]  # the fixture, re-exported for this module's tests
 
@@ -122,3 +125,34 @@ def test_intake_survives_a_store_held_longer_than_a_delivery_waits(
     assert sorted(ids) == sorted(f"notif-{n}" for n in range(24))
     health = stack.health()
     assert health["status"] == "ok"
+
+
+def test_a_second_serve_on_the_same_sqlite_file_by_another_path_is_refused(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Found by an operator: the one-service guard was keyed by the path's text, so a second
+    serve through a symlink ran beside the first and applied 929 of 3,835 writes twice.
+    (SQLite's rule: PostgreSQL shares work between services by lease.)"""
+    database = Path(str(make_url(sqlite_url).database))
+    with launch(tmp_path, sqlite_url) as stack:
+        stack.start_service()
+        for link in ("symlink", "hardlink", "dotted path"):
+            _second_serve_is_refused(stack, database, link)
+
+
+def _second_serve_is_refused(stack: Stack, database: Path, link: str) -> None:
+    other = database.with_name(f"{link.replace(' ', '-')}.db")
+    if link == "symlink":
+        other.symlink_to(database)
+    elif link == "hardlink":
+        other.hardlink_to(database)
+    else:
+        other = database.parent / "." / ".." / database.parent.name / database.name
+    second = subprocess.run(
+        [str(SYNCLEDGER), "serve", "--port", str(free_port())], capture_output=True, text=True,
+        cwd=stack.tmp, env={**stack.env, "SYNCLEDGER_DATABASE_URL": f"sqlite:///{other}"},
+        timeout=60,
+    )  # fmt: skip
+    assert second.returncode == 1, (link, second.stderr)
+    assert "another syncledger service is already running" in second.stderr
+    assert "Traceback" not in second.stderr

@@ -42,6 +42,8 @@ from rich.table import Table
 
 from adapters.intercom.client import IntercomCompanies
 from adapters.salesforce.client import SalesforceAccounts
+from adapters.service.errors import ServiceError
+from adapters.service.lease import sqlite_process_lock
 from adapters.simulators.salesforce_values import make_id
 from adapters.simulators.server import free_port
 from adapters.store.database import ledger_env
@@ -414,6 +416,10 @@ def reset_demo_database(database_url: str) -> str | None:
         return None
     path = Path(database_url.removeprefix("sqlite:///").split("?", 1)[0])
     if "demo" not in path.name or not path.is_file():
+        return None
+    try:  # never pull the file from under a service running on it
+        sqlite_process_lock(str(path)).close()
+    except ServiceError:
         return None
     for extra in ("-wal", "-shm", "-journal"):
         Path(f"{path}{extra}").unlink(missing_ok=True)

@@ -7,6 +7,7 @@ dies); on SQLite, :func:`sqlite_process_lock` refuses a second ``serve`` at star
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -76,21 +77,48 @@ class PostgresLease:
                 self._conn = None
 
 
-def sqlite_process_lock(database_path: str) -> IO[str]:
-    """Lock ``<database>.serve.lock`` for this process's lifetime; refuse if another holds it."""
-    lock_path = Path(f"{database_path}.serve.lock")
-    handle = lock_path.open("a+", encoding="utf-8")
+class ProcessLock:
+    """An exclusive lock on a SQLite ledger's file, held until :meth:`close`.
+
+    The lock is taken on the database file itself (``flock``), so it follows the file's
+    identity (device and inode): a symlink, a hard link or another spelling of the path meets
+    the same lock. SQLite's own locks are ``fcntl`` byte-range locks, which ``flock`` does not
+    touch on Linux. ``<database>.serve.lock`` beside the resolved file names the holder's pid,
+    for people.
+    """
+
+    def __init__(self, database: IO[bytes], note: Path) -> None:
+        self._database = database
+        self.note = note
+
+    def close(self) -> None:
+        self._database.close()
+
+
+def sqlite_process_lock(database_path: str) -> ProcessLock:
+    """Lock the SQLite ledger at ``database_path`` for this process's lifetime; refuse with
+    :class:`ServiceError` if another process holds it (whatever path that one used)."""
+    real = Path(os.path.realpath(database_path))
+    handle = real.open("a+b")  # an empty file is an empty SQLite database
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
+        holder = _holder(real)
         raise ServiceError(
             f"another syncledger service is already running on the SQLite ledger {database_path} "
-            f"(it holds {lock_path}); SQLite allows one service process: stop the other one, "
-            "or use PostgreSQL (SYNCLEDGER_DATABASE_URL=postgresql+psycopg://...) to run several"
+            f"(process {holder} holds {real}); SQLite allows one service process: stop the other "
+            "one, or use PostgreSQL (SYNCLEDGER_DATABASE_URL=postgresql+psycopg://...) to run "
+            "several"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
+    note = Path(f"{real}.serve.lock")
+    with contextlib.suppress(OSError):  # a read-only folder: the lock holds without the note
+        note.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    return ProcessLock(handle, note)
+
+
+def _holder(real: Path) -> str:
+    try:
+        return Path(f"{real}.serve.lock").read_text(encoding="utf-8").strip() or "?"
+    except OSError:
+        return "?"
