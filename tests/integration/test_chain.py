@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from adapters.cli import chain as cli_chain
-from adapters.store.chain import open_chained_recorder, verify_chain
+from adapters.store.chain import ChainMissing, init_chain, open_chained_recorder, verify_chain
 from adapters.store.database import ledger_env
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange
@@ -63,6 +63,13 @@ class RawDb:
             conn.execute(f"SET search_path TO {self.schema}")
             cur = conn.execute(statement, params)
             return cur.fetchall() if cur.description else []
+
+    def has_chain(self) -> bool:
+        if self.sqlite:
+            query = "SELECT name FROM sqlite_master WHERE name = %s"
+            return bool(self.execute(query, self.chain))
+        query = "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s"
+        return bool(self.execute(query, self.schema, self.chain))
 
     def positions(self) -> list[int]:
         return [r[0] for r in self.execute(f"SELECT {self.id} FROM {self.events} ORDER BY 1")]
@@ -158,17 +165,33 @@ def test_concurrent_writers_keep_one_valid_chain(open_ledger: Factory, database_
     assert len(apps[0].state.accounts) == 120
 
 
-def test_a_ledger_from_before_the_chain_is_chained_on_first_open(
+def test_a_ledger_from_before_the_chain_is_refused_until_chained_on_purpose(
     database_url: str, cli: typer.Typer
 ) -> None:
+    """Was: chained on first open. That also re-vouched for edited history after someone
+    dropped the chain table, so the chain is now made over existing events only on purpose."""
     env = ledger_env(database_url)
     del env["APPLICATION_RECORDER_TOPIC"]  # the recorder this project used before the chain
     old = LedgerApp(env=env, clock=FakeClock())
     old.ingest(accounts(0, 15))
     old.close()
+    stored = RawDb(database_url).positions()
     before = verify(cli, database_url)
     assert before.exit_code == 1
-    assert "position 1: hash missing (this ledger has no chain table yet" in before.output
+    assert "position 1: chain missing" in before.output
+    assert_refused(database_url)
+    assert RawDb(database_url).positions() == stored
+    assert not RawDb(database_url).has_chain()
+    factory, recorder = open_chained_recorder(
+        ledger_env(database_url, create_tables=False), LedgerApp.name
+    )
+    try:
+        report = init_chain(recorder)
+        assert report is not None and report.broken is None
+        assert report.verified == len(stored) and report.head_position == stored[-1]
+        assert init_chain(recorder) is None  # chained already: nothing is done
+    finally:
+        factory.close()
     app = LedgerApp(env=ledger_env(database_url), clock=FakeClock())
     try:
         app.ingest(accounts(15, 5))
@@ -177,6 +200,39 @@ def test_a_ledger_from_before_the_chain_is_chained_on_first_open(
     result = verify(cli, database_url)
     assert result.exit_code == 0, result.output
     assert f"verified {len(RawDb(database_url).positions())} events" in result.output
+
+
+def test_dropping_the_chain_table_does_not_re_vouch_for_edited_history(
+    open_ledger: Factory, database_url: str, cli: typer.Typer
+) -> None:
+    """Found by an attacker: drop the chain table, edit an event, open the ledger normally: it
+    was chained again over the edited events and verify said "verified"."""
+    app = open_ledger()
+    app.ingest(accounts(0, 10))
+    app.close()
+    raw = RawDb(database_url)
+    raw.execute(f"DROP TABLE {raw.chain}")
+    third = raw.positions()[2]
+    # an edit the decoder still reads (the state's JSON with a trailing space)
+    edited = "CAST(state || %s AS BLOB)" if raw.sqlite else "state || %s"
+    raw.execute(f"UPDATE {raw.events} SET state = {edited} WHERE {raw.id} = %s", b" ", third)
+    assert_refused(database_url)
+    assert not raw.has_chain()
+    result = verify(cli, database_url)
+    assert result.exit_code == 1
+    assert "position 1: chain missing" in result.output
+
+
+def assert_refused(database_url: str) -> None:
+    """Opening the ledger to write (as serve does) and appending through a reader both fail."""
+    with pytest.raises(ChainMissing, match="has no hash chain"):
+        LedgerApp(env=ledger_env(database_url), clock=FakeClock())
+    reader = LedgerApp(env=ledger_env(database_url, create_tables=False), clock=FakeClock())
+    try:
+        with pytest.raises(ChainMissing):
+            reader.ingest(accounts(100, 2))
+    finally:
+        reader.close()
 
 
 def test_a_recorded_head_proves_the_history_before_it(

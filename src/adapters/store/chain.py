@@ -15,9 +15,11 @@ inserted**: on PostgreSQL under the library's ``LOCK TABLE … IN EXCLUSIVE MODE
 serialises writers, on SQLite under its database write lock. A crash therefore never leaves an
 event without its link, and two writers cannot fork the chain.
 
-A ledger created before the chain existed gets its table and links on first open by this
-version (its existing events are chained as they are then: the chain vouches for them only from
-that moment on). The table is back-filled only when it is created; a chain table that exists is
+The chain table is created with the ledger, while it has no events. It is never created over
+events that are already there, except by an explicit ``syncledger audit init`` (:func:`init_chain`)
+that says what it vouches for: otherwise dropping the table would make the next open vouch for
+whatever the events hold by then. A ledger with events and no chain table refuses appends
+(:class:`ChainMissing`) and ``verify`` reports it as tampering. A chain table that exists is
 never filled in again, so removing links shows up as "hash missing".
 
 A chain anyone can recompute proves nothing against someone who rewrites the whole database;
@@ -82,6 +84,8 @@ class ChainedRecorder(Protocol):
 
     def chain_exists(self) -> bool: ...
 
+    def vouch(self) -> None: ...
+
     def events_exist(self) -> bool: ...
 
     def chain_stop(self) -> int:
@@ -108,6 +112,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         super().create_table()
         with self.datastore.transaction(commit=True) as c:
             self._ensure_chain(c)
+        self._chain_ready = True
+
+    def vouch(self) -> None:
+        """Create the chain over the events stored now (``syncledger audit init``)."""
+        with self.datastore.transaction(commit=True) as c:
+            self._ensure_chain(c, vouch=True)
         self._chain_ready = True
 
     def insert_events(
@@ -141,7 +151,9 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         )
         return ids
 
-    def _ensure_chain(self, c: SQLiteCursor) -> None:
+    def _ensure_chain(self, c: SQLiteCursor, *, vouch: bool = False) -> None:
+        """Create the chain table for a ledger without events (or, with ``vouch``, over the
+        events it holds); raise :class:`ChainMissing` for one with events."""
         if self._chain_ready:
             return
         c.execute(
@@ -149,6 +161,9 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         )
         if c.fetchone() is not None:
             return
+        c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
+        if c.fetchone() is not None and not vouch:
+            raise ChainMissing
         try:
             # Without IF NOT EXISTS: of two processes migrating at once, the second waits for
             # the write lock and then fails here, so only one back-fills.
@@ -263,6 +278,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "prev_id bigint NOT NULL, hash bytea NOT NULL)"
         ).format(schema=schema, chain=chain)
         self._sql_chain_exists = SQL("SELECT to_regclass(%s) IS NOT NULL AS present")
+        self._sql_any_event = SQL("SELECT 1 FROM {schema}.{events} LIMIT 1").format(
+            schema=schema, events=events
+        )
         self._chain_regclass = f'"{datastore.schema}"."{self.chain_table_name}"'
         self._sql_last_link = SQL(
             "SELECT notification_id, hash FROM {schema}.{chain} "
@@ -296,6 +314,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=True) as curs:
             self._lock_table(curs)
             self._ensure_chain(curs)
+        self._chain_ready = True
+
+    def vouch(self) -> None:
+        """Create the chain over the events stored now (``syncledger audit init``)."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            self._ensure_chain(curs, vouch=True)
         self._chain_ready = True
 
     def insert_events(
@@ -350,12 +375,17 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             ),
         )
 
-    def _ensure_chain(self, curs: Cursor[DictRow]) -> None:
-        """Create and back-fill the chain table, unless it exists (caller holds the lock)."""
+    def _ensure_chain(self, curs: Cursor[DictRow], *, vouch: bool = False) -> None:
+        """Create the chain table for a ledger without events (or, with ``vouch``, over the
+        events it holds); raise :class:`ChainMissing` for one with events. The caller holds
+        the table lock."""
         curs.execute(self._sql_chain_exists, (self._chain_regclass,))
         row = curs.fetchone()
         if row is not None and row["present"]:
             return
+        curs.execute(self._sql_any_event)
+        if curs.fetchone() is not None and not vouch:
+            raise ChainMissing
         curs.execute(self._sql_create_chain)
         prev_id, prev = 0, GENESIS
         while rows := self._event_rows(curs, prev_id, 2**62, PAGE):
@@ -440,6 +470,19 @@ class NoChainError(SyncLedgerError):
     """There is no stored ledger to verify (kept in memory, or never created)."""
 
 
+class ChainMissing(SyncLedgerError):
+    """The ledger holds events but no hash chain: its history cannot be vouched for, so nothing
+    is appended to it until someone who knows why runs ``syncledger audit init``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this ledger holds events but has no hash chain (its chain table is missing: "
+            "dropped, or the ledger predates the chain); nothing is appended to a ledger whose "
+            "history cannot be vouched for. Check it with 'syncledger audit verify'; if you know "
+            "why the chain is missing, 'syncledger audit init' chains the events as they are now"
+        )
+
+
 def open_chained_recorder(
     env: dict[str, str], app_name: str
 ) -> tuple[InfrastructureFactory[Any], ChainedRecorder]:
@@ -476,6 +519,18 @@ def _merged(
             link = next(links, None)
 
 
+def init_chain(recorder: ChainedRecorder) -> ChainReport | None:
+    """Chain the events stored now, for a ledger that has none (``syncledger audit init``);
+    ``None`` if it is chained already (nothing is done). The report says what the new chain
+    vouches for: every event up to its head, as the events are at this moment."""
+    if not recorder.events_exist():
+        raise NoChainError("there is no ledger here (no events table)")
+    if recorder.chain_exists():
+        return None
+    recorder.vouch()
+    return verify_chain(recorder)
+
+
 def verify_chain(
     recorder: ChainedRecorder,
     *,
@@ -490,8 +545,11 @@ def verify_chain(
     if not recorder.events_exist():
         raise NoChainError("there is no ledger here (no events table)")
     if not recorder.chain_exists():
-        detail = "this ledger has no chain table yet: open it once with this version to chain it"
-        return ChainReport(0, GENESIS, 0, ChainBreak(1, "hash missing", detail))
+        detail = (
+            "the ledger holds events but its chain table is missing: dropped, or the ledger "
+            "predates the chain; nothing vouches for any event"
+        )
+        return ChainReport(0, GENESIS, 0, ChainBreak(1, "chain missing", detail))
     stop = recorder.chain_stop()
     if on_start is not None:
         on_start(stop)
