@@ -7,34 +7,14 @@ opened.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from eventsourcing.persistence import PersistenceError
-from rich.console import Console
-from rich.markup import escape
 
-from adapters.cli.audit import progress_bar
-from adapters.store.chain import (
-    ChainReport,
-    NoChainError,
-    open_chained_recorder,
-    verify_chain,
-)
-from adapters.store.database import DatabaseUrlError, ledger_env
-from ledger.application import LedgerApp
-
-DATABASE_URL_ENV = "SYNCLEDGER_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite:///syncledger.db"
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    Console(stderr=True, highlight=False).print(
-        f"[bold red]error:[/] {escape(message)}", soft_wrap=True
-    )
-    raise typer.Exit(code)
+from adapters.bootstrap import open_chain
+from adapters.cli.common import DatabaseUrl, console, fail, ledger_url, progress_bar, store_errors
+from adapters.store.chain import ChainReport, NoChainError, verify_chain
 
 
 def _parse_head(head: str | None) -> bytes | None:
@@ -45,19 +25,12 @@ def _parse_head(head: str | None) -> bytes | None:
     except ValueError:
         value = b""
     if len(value) != 32:
-        _fail(f"--head {head!r} is not a chain head (64 hexadecimal digits)", 2)
+        fail(f"--head {head!r} is not a chain head (64 hexadecimal digits)", 2)
     return value
 
 
 def verify(
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            help=f"Ledger database URL [default: ${DATABASE_URL_ENV}, else {DEFAULT_DATABASE_URL}]",
-            show_default=False,
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
     head: Annotated[
         str | None,
         typer.Option(
@@ -69,21 +42,13 @@ def verify(
     ] = None,
 ) -> None:
     """Walk the hash chain over every stored event and name the first broken position."""
-    url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+    url = ledger_url(database_url)
     expected = _parse_head(head)
     try:
-        env = ledger_env(url, create_tables=False)
-    except DatabaseUrlError as exc:
-        _fail(str(exc), 2)
-    path = env.get("SQLITE_DBNAME", "")
-    if path and not path.startswith("file:") and not Path(path).exists():
-        _fail(f"no ledger at {url}: {path} does not exist", 2)
-    try:
-        factory, recorder = open_chained_recorder(env, LedgerApp.name)
+        with store_errors():
+            factory, recorder = open_chain(url)
     except NoChainError as exc:
-        _fail(str(exc), 2)
-    except PersistenceError as exc:
-        _fail(f"cannot open the ledger at {url}: {exc}", 2)
+        fail(str(exc), 2)
     try:
         with progress_bar("verifying") as (progress, task):
             report = verify_chain(
@@ -93,9 +58,9 @@ def verify(
                 on_progress=lambda position: progress.update(task, completed=position),
             )
     except NoChainError as exc:
-        _fail(f"{url}: {exc}", 2)
+        fail(f"{url}: {exc}", 2)
     except PersistenceError as exc:
-        _fail(f"cannot read the ledger at {url}: {exc}", 2)
+        fail(f"cannot read the ledger at {url}: {exc}", 2)
     finally:
         factory.close()
     _print(report, head)
@@ -104,18 +69,18 @@ def verify(
 def _print(report: ChainReport, head: str | None) -> None:
     broken = report.broken
     if broken is not None:
-        _fail(
+        fail(
             f"chain broken at position {broken.position}: {broken.problem} ({broken.detail}); "
             f"{report.verified} events verified before it",
             1,
         )
-    Console(highlight=False).print(
+    console().print(
         f"verified {report.verified} events, chain head {report.head.hex()}"
         + (f" (position {report.head_position})" if report.head_position else ""),
         soft_wrap=True,
     )
     if report.head_found is False:
-        _fail(
+        fail(
             f"the chain head {head} is not in the chain: the history before it was rewritten "
             "(or it belongs to another ledger)",
             1,
