@@ -40,7 +40,8 @@ def demo(
     simulators' REST APIs, the admin changes the configuration, and the service syncs.
     """
     # Imported here, not at the top: the demo (and the simulators it uses) load only for `demo`.
-    from adapters.demo.story import DemoError, reset_demo_database, run_demo
+    from adapters.demo.errors import DemoError
+    from adapters.demo.story import reset_demo_database, run_demo
 
     out = console()
     try:
