@@ -22,6 +22,7 @@ from adapters.intercom.system import IntercomSystem
 from adapters.salesforce.client import SalesforceAccounts
 from adapters.salesforce.login import connect_with_password
 from adapters.salesforce.system import SalesforceSystem
+from adapters.service.errors import ServiceError
 from adapters.service.intake import WebhookIntake
 from adapters.service.lease import (
     Lease,
@@ -217,6 +218,29 @@ def service_lease(settings: Settings) -> tuple[Lease, ProcessLock | None]:
     if path and not path.startswith("file:") and path != ":memory:":
         return ProcessLease(), sqlite_process_lock(path)
     return ProcessLease(), None
+
+
+@contextmanager
+def writer_lease(settings: Settings, *, what: str) -> Iterator[None]:
+    """Hold the lease ``serve`` holds to send writes, for a command that sends writes too
+    (``sync --once``, ``backfill``, ``replay``): while another process holds it (a running
+    ``serve`` or another such command), refuse with :class:`ServiceError`, so no planned
+    write is ever sent by two processes."""
+    lease, lock = service_lease(settings)
+    try:
+        if not lease.acquire():
+            raise ServiceError(
+                f"another syncledger process is sending writes for the ledger at "
+                f"{safe_url(settings.database_url)} (a running serve, or another sync, backfill "
+                f"or replay): {what} would send writes beside it; stop it first, or let it sync"
+            )
+        try:
+            yield
+        finally:
+            lease.release()
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 @dataclass

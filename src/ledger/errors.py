@@ -33,7 +33,7 @@ needs to know which library was involved. The tree (module in brackets)::
     │   └── IntercomRejected          a request refused for its content
     ├── WebhookRejected           adapters.intercom.webhooks: a webhook body that cannot be accepted
     ├── LoginRequired             adapters.http.auth: a review page visitor without a usable key
-    └── DemoError                 adapters.demo.story: the demo cannot run
+    └── DemoError                 adapters.demo.errors: the demo cannot run
 
 Private control-flow exceptions (a lost race inside one call) and the simulators' own errors
 (they play the other side's servers) are not part of the tree.

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from adapters.cli import chain as cli_chain
+from adapters.cli.main import app as main_app
 from adapters.store.chain import ChainMissing, init_chain, open_chained_recorder, verify_chain
 from adapters.store.database import ledger_env
 from ledger.application import LedgerApp
@@ -182,13 +183,19 @@ def test_a_ledger_from_before_the_chain_is_refused_until_chained_on_purpose(
     assert_refused(database_url)
     assert RawDb(database_url).positions() == stored
     assert not RawDb(database_url).has_chain()
+    unconfirmed = CliRunner().invoke(cli, ["audit", "init", "--database-url", database_url])
+    assert unconfirmed.exit_code == 1 and "nothing was chained" in unconfirmed.output
+    assert not RawDb(database_url).has_chain()
+    made = CliRunner().invoke(cli, ["audit", "init", "--database-url", database_url, "--yes"])
+    assert made.exit_code == 0, made.output
+    assert f"chained {len(stored)} events as they are now" in made.output
     factory, recorder = open_chained_recorder(
         ledger_env(database_url, create_tables=False), LedgerApp.name
     )
     try:
-        report = init_chain(recorder)
-        assert report is not None and report.broken is None
-        assert report.verified == len(stored) and report.head_position == stored[-1]
+        report = verify_chain(recorder)
+        assert report.broken is None and report.head_position == stored[-1]
+        assert report.head.hex() in made.output
         assert init_chain(recorder) is None  # chained already: nothing is done
     finally:
         factory.close()
@@ -258,3 +265,27 @@ def test_unusable_ledgers_are_refused_in_one_line(cli: typer.Typer, tmp_path: An
         result = verify(cli, url)
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_serve_refuses_a_ledger_whose_chain_is_missing(
+    open_ledger: Factory, database_url: str, tmp_path: Any
+) -> None:
+    app = open_ledger()
+    app.ingest(accounts(0, 3))
+    app.close()
+    raw = RawDb(database_url)
+    raw.execute(f"DROP TABLE {raw.chain}")
+    env = {
+        "SYNCLEDGER_DATABASE_URL": database_url,
+        "SYNCLEDGER_SALESFORCE_INSTANCE_URL": "http://127.0.0.1:9",
+        "SYNCLEDGER_SALESFORCE_SESSION_ID": "unused",
+        "SYNCLEDGER_INTERCOM_BASE_URL": "http://127.0.0.1:9",
+        "SYNCLEDGER_INTERCOM_TOKEN": "unused",
+        "SYNCLEDGER_INTERCOM_CLIENT_SECRET": "unused",
+    }
+    for command in (["serve"], ["sync", "--once"]):
+        result = CliRunner().invoke(main_app, command, env=env)
+        assert result.exit_code == 2, result.output
+        assert "has no hash chain" in result.output
+        assert "Traceback" not in result.output
+    assert not raw.has_chain()

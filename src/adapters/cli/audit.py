@@ -11,26 +11,19 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from projections.projector import LedgerLog, ProjectionError, Projector
+from adapters.bootstrap import open_log, open_projector
+from adapters.cli.common import DatabaseUrl, console, fail, ledger_url, progress_bar, store_errors
+from projections.projector import ProjectionError, Projector
 from projections.queries import MAX_LIMIT, Audit, AuditQueryError
 from projections.views import Explanation, RecordHistory, WriteEntry
 
@@ -46,14 +39,6 @@ class TextFormat(StrEnum):
     json = "json"
 
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="Ledger database URL [default: $SYNCLEDGER_DATABASE_URL, else sqlite:///syncledger.db]",
-        show_default=False,
-    ),
-]
 Since = Annotated[
     str | None,
     typer.Option(help="Only from this instant on (ISO-8601; UTC when no offset is given)."),
@@ -88,20 +73,15 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _projector(database_url: str | None) -> Iterator[Projector]:
-    from adapters.cli.main import _database_url, _fail, _ledger_env
-
-    url = _database_url(database_url)
-    env = _ledger_env(url)
-    try:
+    url = ledger_url(database_url)
+    with store_errors():
         # the notification log alone: a projector needs no ledger state folded in memory
-        log = LedgerLog(env=env)
-    except PersistenceError as exc:
-        _fail(f"cannot open the ledger at {url}: {exc}", 2)
+        log = open_log(url)
     try:
         try:
-            projector = Projector.open(log, url)
+            projector = open_projector(log, url)
         except ProjectionError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
         try:
             yield projector
         finally:
@@ -120,40 +100,22 @@ def _audit(database_url: str | None) -> Iterator[Audit]:
         yield Audit(projector)
 
 
-@contextmanager
-def progress_bar(label: str) -> Iterator[tuple[Progress, TaskID]]:
-    """A transient progress bar on stderr (label, bar, done of total, time left) and its task;
-    the total is unknown until the caller sets it."""
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        yield progress, progress.add_task(label, total=None)
-
-
-def _with_progress(label: str, run: Any) -> int:
+def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], int]) -> int:
     with progress_bar(label) as (progress, task):
 
-        def show(_applied: int, last: int) -> None:
-            progress.update(task, completed=_applied, total=last)
+        def show(applied: int, last: int) -> None:
+            progress.update(task, completed=applied, total=last)
 
-        count: int = run(show)
-        return count
+        return run(show)
 
 
 def _instant(option: str, value: str | None) -> datetime | None:
-    from adapters.cli.main import _fail
-
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"{option} {value!r} is not an ISO-8601 date or time (e.g. 2026-01-31T09:00Z)", 2)
+        fail(f"{option} {value!r} is not an ISO-8601 date or time (e.g. 2026-01-31T09:00Z)", 2)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -170,13 +132,11 @@ def _json(data: Any) -> None:
 
 def rebuild(database_url: DatabaseUrl = None) -> None:
     """Rebuild the read models from the whole ledger (streamed in pages, constant memory)."""
-    from adapters.cli.main import _out
-
     with _projector(database_url) as projector:
         started = datetime.now(tz=UTC)
         count = _with_progress("rebuilding", projector.rebuild)
         seconds = max((datetime.now(tz=UTC) - started).total_seconds(), 1e-6)
-        _out().print(
+        console().print(
             f"rebuilt the projections from {count} event(s) in {seconds:.1f} s "
             f"({count / seconds:,.0f} events/s); position {projector.position}",
             soft_wrap=True,
@@ -185,10 +145,8 @@ def rebuild(database_url: DatabaseUrl = None) -> None:
 
 def status(database_url: DatabaseUrl = None) -> None:
     """Show the ledger position the read models reflect and how far behind they are."""
-    from adapters.cli.main import _out
-
     with _projector(database_url) as projector:
-        _out().print(f"position {projector.position}, {projector.lag()} event(s) behind")
+        console().print(f"position {projector.position}, {projector.lag()} event(s) behind")
 
 
 # --- history -----------------------------------------------------------------------------------
@@ -224,8 +182,6 @@ def _history(
     until: str | None,
     output: TextFormat,
 ) -> None:
-    from adapters.cli.main import _fail, _out
-
     start, end = _instant("--since", since), _instant("--until", until)
     with _audit(database_url) as audit:
         try:
@@ -234,11 +190,11 @@ def _history(
             else:
                 history = audit.history_account(record_id, since=start, until=end)
         except AuditQueryError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
     if output is TextFormat.json:
         _json(history.model_dump(mode="json"))
         return
-    _print_history(kind, history, _out())
+    _print_history(kind, history, console())
 
 
 def _print_history(kind: str, history: RecordHistory, out: Console) -> None:
@@ -289,20 +245,18 @@ def overwrites(
 ) -> None:
     """Applied writes that replaced a different non-empty value: when, from what, to what,
     under which rule and configuration version, caused by which event."""
-    from adapters.cli.main import _fail, _out
-
     start, end = _instant("--since", since), _instant("--until", until)
     with _audit(database_url) as audit:
         try:
             found = list(_all_writes(audit, start, end, field, rule, record, all_writes, limit))
         except AuditQueryError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
     if output is Format.json:
         _json([w.model_dump(mode="json") for w in found])
     elif output is Format.csv:
         _write_csv(found)
     else:
-        _print_writes(found, all_writes, _out())
+        _print_writes(found, all_writes, console())
 
 
 def _all_writes(
@@ -386,22 +340,20 @@ def explain(
     output: Annotated[TextFormat, typer.Option("--format")] = TextFormat.text,
 ) -> None:
     """Why is (or isn't) this company or account synced? The causal chain from the ledger."""
-    from adapters.cli.main import _fail, _out
-
     given = [v for v in (company_id, intercom_id, account_id) if v is not None]
     if len(given) != 1:
-        _fail("give exactly one of --company-id, --intercom-id, --account-id", 2)
+        fail("give exactly one of --company-id, --intercom-id, --account-id", 2)
     with _audit(database_url) as audit:
         try:
             answer = audit.explain(
                 company_id=company_id, intercom_id=intercom_id, account_id=account_id
             )
         except AuditQueryError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
     if output is TextFormat.json:
         _json(answer.model_dump(mode="json"))
     else:
-        _print_explanation(answer, _out())
+        _print_explanation(answer, console())
     if answer.status == "unknown":
         raise typer.Exit(1)
 

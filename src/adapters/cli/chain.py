@@ -1,40 +1,24 @@
-"""``syncledger audit verify``: walk the ledger's hash chain and name the first broken position.
+"""``syncledger audit verify`` walks the ledger's hash chain and names the first broken
+position; ``syncledger audit init`` chains a ledger that has none, on purpose.
 
 ``register(app)`` adds the ``audit`` group to the ``syncledger`` app. Exit codes follow the CLI's:
-0 the chain holds; 1 it does not (or the expected head is not in it); 2 the ledger cannot be
-opened.
+0 the chain holds (or was made); 1 it does not (or the expected head is not in it, or init was
+not confirmed); 2 the ledger cannot be opened.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Annotated, NoReturn
+import logging
+import sys
+from typing import Annotated
 
 import typer
 from eventsourcing.persistence import PersistenceError
-from rich.console import Console
-from rich.markup import escape
 
-from adapters.cli.audit import progress_bar
-from adapters.store.chain import (
-    ChainReport,
-    NoChainError,
-    open_chained_recorder,
-    verify_chain,
-)
-from adapters.store.database import DatabaseUrlError, ledger_env
-from ledger.application import LedgerApp
-
-DATABASE_URL_ENV = "SYNCLEDGER_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite:///syncledger.db"
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    Console(stderr=True, highlight=False).print(
-        f"[bold red]error:[/] {escape(message)}", soft_wrap=True
-    )
-    raise typer.Exit(code)
+from adapters.bootstrap import open_chain
+from adapters.cli.common import DatabaseUrl, console, fail, ledger_url, progress_bar, store_errors
+from adapters.store.chain import ChainReport, NoChainError, init_chain, verify_chain
+from adapters.store.database import safe_url
 
 
 def _parse_head(head: str | None) -> bytes | None:
@@ -45,19 +29,12 @@ def _parse_head(head: str | None) -> bytes | None:
     except ValueError:
         value = b""
     if len(value) != 32:
-        _fail(f"--head {head!r} is not a chain head (64 hexadecimal digits)", 2)
+        fail(f"--head {head!r} is not a chain head (64 hexadecimal digits)", 2)
     return value
 
 
 def verify(
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            help=f"Ledger database URL [default: ${DATABASE_URL_ENV}, else {DEFAULT_DATABASE_URL}]",
-            show_default=False,
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
     head: Annotated[
         str | None,
         typer.Option(
@@ -69,21 +46,13 @@ def verify(
     ] = None,
 ) -> None:
     """Walk the hash chain over every stored event and name the first broken position."""
-    url = database_url or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+    url = ledger_url(database_url)
     expected = _parse_head(head)
     try:
-        env = ledger_env(url, create_tables=False)
-    except DatabaseUrlError as exc:
-        _fail(str(exc), 2)
-    path = env.get("SQLITE_DBNAME", "")
-    if path and not path.startswith("file:") and not Path(path).exists():
-        _fail(f"no ledger at {url}: {path} does not exist", 2)
-    try:
-        factory, recorder = open_chained_recorder(env, LedgerApp.name)
+        with store_errors():
+            factory, recorder = open_chain(url)
     except NoChainError as exc:
-        _fail(str(exc), 2)
-    except PersistenceError as exc:
-        _fail(f"cannot open the ledger at {url}: {exc}", 2)
+        fail(str(exc), 2)
     try:
         with progress_bar("verifying") as (progress, task):
             report = verify_chain(
@@ -93,29 +62,71 @@ def verify(
                 on_progress=lambda position: progress.update(task, completed=position),
             )
     except NoChainError as exc:
-        _fail(f"{url}: {exc}", 2)
+        fail(f"{url}: {exc}", 2)
     except PersistenceError as exc:
-        _fail(f"cannot read the ledger at {url}: {exc}", 2)
+        fail(f"cannot read the ledger at {safe_url(url)}: {exc}", 2)
     finally:
         factory.close()
     _print(report, head)
 
 
+def init(
+    database_url: DatabaseUrl = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Confirm: vouch for the events as they are now (no question asked)."
+        ),
+    ] = False,
+) -> None:
+    """Chain a ledger that holds events but no hash chain (it predates the chain, or its chain
+    table is missing). The new chain vouches for every event as it is at this moment, so run
+    'audit verify' first and know why the chain is missing; it says what it vouched for."""
+    url = ledger_url(database_url)
+    try:
+        with store_errors():
+            factory, recorder = open_chain(url)
+    except NoChainError as exc:
+        fail(str(exc), 2)
+    try:
+        if recorder.chain_exists():
+            console().print("the ledger is chained already: nothing to do (see 'audit verify')")
+            return
+        if not yes and not (
+            sys.stdin.isatty()
+            and typer.confirm("Vouch for every event in this ledger as it is now?", default=False)
+        ):
+            fail("not confirmed: nothing was chained (pass --yes to confirm)", 1)
+        report = init_chain(recorder)
+    except PersistenceError as exc:
+        fail(f"cannot read the ledger at {safe_url(url)}: {exc}", 2)
+    finally:
+        factory.close()
+    assert report is not None
+    message = (
+        f"chained {report.verified} events as they are now (positions up to "
+        f"{report.head_position}); chain head {report.head.hex()}. The chain vouches for them "
+        "from this moment only: keep the head somewhere else and pass it to 'audit verify --head'"
+    )
+    logging.getLogger("syncledger").warning("audit init on %s: %s", safe_url(url), message)
+    console().print(message, soft_wrap=True)
+
+
 def _print(report: ChainReport, head: str | None) -> None:
     broken = report.broken
     if broken is not None:
-        _fail(
+        fail(
             f"chain broken at position {broken.position}: {broken.problem} ({broken.detail}); "
             f"{report.verified} events verified before it",
             1,
         )
-    Console(highlight=False).print(
+    console().print(
         f"verified {report.verified} events, chain head {report.head.hex()}"
         + (f" (position {report.head_position})" if report.head_position else ""),
         soft_wrap=True,
     )
     if report.head_found is False:
-        _fail(
+        fail(
             f"the chain head {head} is not in the chain: the history before it was rewritten "
             "(or it belongs to another ledger)",
             1,
@@ -123,7 +134,8 @@ def _print(report: ChainReport, head: str | None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``audit`` group (``audit verify``) to ``app``."""
+    """Add the ``audit`` group (``audit verify``, ``audit init``) to ``app``."""
     audit = typer.Typer(help="Check the ledger's tamper evidence.", no_args_is_help=True)
     audit.command("verify")(verify)
+    audit.command("init")(init)
     app.add_typer(audit, name="audit")
