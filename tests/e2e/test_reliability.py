@@ -164,7 +164,8 @@ def test_commands_that_send_writes_wait_their_turn_beside_serve(
 ) -> None:
     """Found by an operator: `sync --once` beside `serve` did not take the service's lease and
     sent writes twice (45 field writes doubled on PostgreSQL in 8 runs, 83 on SQLite in 5)."""
-    service = stack.start_service("--config", "sync.toml")
+    stack.env["SYNCLEDGER_CONFIG_FILE"] = "sync.toml"  # read when serve has no --config
+    service = stack.start_service()
     sid = stack.create_account(Name="Acme", AccountNumber="K-1")
     iid = stack.upsert_company(company_id="K-1", name="Acme")
     wait_for(lambda: stack.company(iid)["name"] == "Acme", "the pair")

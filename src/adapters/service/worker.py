@@ -107,6 +107,7 @@ class SyncWorker:
                     continue
             if not self.lease.acquire():
                 self.status.leader = False
+                self._follow_leader()
                 self._stop.wait(self.idle_check)
                 continue
             self.status.leader = True
@@ -123,6 +124,15 @@ class SyncWorker:
                 next_poll = last_cycle + self.poll_interval
                 self.status.polls += 1
             self._done(report)
+
+    def _follow_leader(self) -> None:
+        """A standby keeps its view of the ledger current (what its /health reports), so it
+        is true while another process holds the lease, and ready when it takes over."""
+        try:
+            self.app.catch_up()
+        except Exception as exc:  # the store is away: /health says so through the worker
+            self.status.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("standby could not catch up with the ledger: %s", self.status.last_error)
 
     def _work_waiting(self, last_cycle: float) -> bool:
         """Notifications another process kept, or writes due for a retry."""
