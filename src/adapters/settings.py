@@ -24,7 +24,7 @@ are held as :class:`~pydantic.SecretStr` (or :class:`ApiKeys`) and never appear 
 | `SYNCLEDGER_INTERCOM_TOKEN` | unset | Intercom access token. Secret. |
 | `SYNCLEDGER_INTERCOM_CLIENT_SECRET` | unset | Intercom app client secret, which signs webhooks. Secret. |
 | `SYNCLEDGER_POLL_INTERVAL_SECONDS` | `300` | Seconds between sync cycles; a number > 0 (fractions allowed). |
-| `SYNCLEDGER_CONFIG_FILE` | unset | Path to the sync configuration file (TOML). |
+| `SYNCLEDGER_CONFIG_FILE` | unset | Path to the sync configuration file (TOML) `serve` applies at start when `--config` is not given. |
 | `SYNCLEDGER_HOST` | `127.0.0.1` | Address the HTTP API listens on. |
 | `SYNCLEDGER_PORT` | `8000` | Port the HTTP API listens on (1–65535). |
 | `SYNCLEDGER_WRITE_BATCH_SIZE` | `200` | Records per Salesforce write batch (1–200). |
