@@ -29,6 +29,8 @@ are held as :class:`~pydantic.SecretStr` (or :class:`ApiKeys`) and never appear 
 | `SYNCLEDGER_PORT` | `8000` | Port the HTTP API listens on (1–65535). |
 | `SYNCLEDGER_WRITE_BATCH_SIZE` | `200` | Records per Salesforce write batch (1–200). |
 | `SYNCLEDGER_API_KEYS` | unset | HTTP API keys and their scopes: comma-separated `KEY=scope+scope` entries, e.g. `k1=audit:read,k2=audit:read+sync:operate+replay:execute`. Scopes: `audit:read`, `sync:operate`, `replay:execute`. Secret. |
+| `SYNCLEDGER_LOG_FORMAT` | unset | `json` or `text`; unset means JSON when stderr is not a terminal, text when it is. |
+| `SYNCLEDGER_LOG_LEVEL` | `INFO` | The least severe log records written: `DEBUG`, `INFO`, `WARNING` or `ERROR`. |
 | `SYNCLEDGER_REPLAY_ALLOWED_ORGS` | unset | Comma-separated Salesforce org Ids (15 or 18 letters and digits) that replays may target. |
 
 Salesforce is configured in one of two modes (see :meth:`Settings.salesforce_auth`): *session*
@@ -333,6 +335,8 @@ class Settings(BaseSettings):
     write_batch_size: int = 200
     api_keys: ApiKeys | None = None
     replay_allowed_orgs: tuple[str, ...] = ()
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod
     def settings_customise_sources(
@@ -427,6 +431,24 @@ class Settings(BaseSettings):
             return ApiKeys.parse(value)
         if isinstance(value, Mapping) and not isinstance(value, ApiKeys):
             return ApiKeys(value)
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _check_log_format(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in ("json", "text"):
+                raise ValueError("must be json or text")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _check_log_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().upper()
+            if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+                raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
 
     @field_validator("replay_allowed_orgs", mode="before")

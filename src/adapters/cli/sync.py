@@ -28,6 +28,7 @@ from adapters.cli.common import (
     store_errors,
 )
 from adapters.intercom.client import IntercomError
+from adapters.logs import UVICORN_LOG_CONFIG, configure_logging
 from adapters.salesforce.client import SalesforceError
 from adapters.service.errors import ServiceError
 from adapters.service.lease import Lease
@@ -73,6 +74,7 @@ def serve(
     SIGTERM or Ctrl-C, finishing the cycle under way.
     """  # fmt: skip
     settings = read_settings()
+    configure_logging(settings.log_format, settings.log_level)
     try:
         with store_errors():
             lease, lock = service_lease(settings)
@@ -117,7 +119,14 @@ def _serve(
             # uvicorn shuts down gracefully, then re-raises the signal it caught: note it here
             # instead of dying by it, so a requested stop exits 0.
             signal.signal(signum, lambda n, _frame: stopped_by.append(n))
-        uvicorn.run(api, host=bind_host, port=bind_port, log_level="info")
+        uvicorn.run(
+            api,
+            host=bind_host,
+            port=bind_port,
+            log_config=UVICORN_LOG_CONFIG,
+            log_level=settings.log_level.lower(),
+            access_log=False,  # the app logs every request once, with its request id
+        )
     if stopped_by:
         out.print(f"stopped on {signal.Signals(stopped_by[0]).name}; nothing is lost")
 

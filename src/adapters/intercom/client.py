@@ -24,6 +24,7 @@ Errors are translated here; no httpx exception escapes::
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -74,6 +75,8 @@ CUSTOM_PREFIX = "custom_attributes."
 MAX_RATE_LIMIT_WAIT = 60.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
+
+log = logging.getLogger("syncledger.intercom")
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,9 @@ class IntercomCompanies:
                         f"Intercom could not be reached ({type(exc).__name__}: {exc}) after "
                         f"{attempt + 1} attempts; check the Intercom base URL and the network"
                     ) from None
-                self._sleep(self._backoff(attempt))
+                delay = self._backoff(attempt)
+                _retrying(method, path, f"{type(exc).__name__}: {exc}", attempt, delay)
+                self._sleep(delay)
                 attempt += 1
                 continue
             self._note_rate_limit(response.headers)
@@ -303,7 +308,9 @@ class IntercomCompanies:
             retryable = status == 429 or status >= 500
             if retryable and attempt < self.max_retries:
                 wait = self._rate_limit_wait(response) if status == 429 else None
-                self._sleep(wait if wait is not None else self._backoff(attempt))
+                delay = wait if wait is not None else self._backoff(attempt)
+                _retrying(method, path, f"{status} {code or 'error'}", attempt, delay)
+                self._sleep(delay)
                 attempt += 1
                 continue
             raise self._translate(method, path, status, code, message, request_id, attempt + 1)
@@ -368,3 +375,16 @@ class IntercomCompanies:
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
         return self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+
+def _retrying(method: str, path: str, reason: str, attempt: int, delay: float) -> None:
+    """One WARNING per retry, with the reason (never a token: paths and codes only)."""
+    log.warning(
+        "Intercom %s %s: %s; retry %d in %.1f s",
+        method,
+        path,
+        reason,
+        attempt + 1,
+        delay,
+        extra={"system": "intercom", "retry": attempt + 1, "reason": reason},
+    )

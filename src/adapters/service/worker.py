@@ -19,6 +19,7 @@ from adapters.service.lease import Lease, ProcessLease
 from adapters.sync.cycle import CycleReport, run_cycle
 from adapters.sync.ports import AccountSystem, CompanySystem
 from ledger.application import LedgerApp
+from ledger.errors import SyncLedgerError
 
 log = logging.getLogger("syncledger")
 
@@ -111,6 +112,7 @@ class SyncWorker:
                 self._stop.wait(self.idle_check)
                 continue
             self.status.leader = True
+            started = time.monotonic()
             try:
                 self.before_cycle()
                 report = run_cycle(self.app, self.salesforce, self.intercom, poll_salesforce=poll)
@@ -123,7 +125,7 @@ class SyncWorker:
             if poll:
                 next_poll = last_cycle + self.poll_interval
                 self.status.polls += 1
-            self._done(report)
+            self._done(report, poll, time.monotonic() - started)
 
     def _follow_leader(self) -> None:
         """A standby keeps its view of the ledger current (what its /health reports), so it
@@ -148,14 +150,17 @@ class SyncWorker:
     def _failed(self, exc: Exception) -> None:
         self.status.failures_in_a_row += 1
         self.status.last_error = f"{type(exc).__name__}: {exc}"
+        expected = isinstance(exc, SyncLedgerError)  # an outage, a refusal: said in one line
         log.warning(
             "sync cycle failed (%d in a row), retrying in %.0f s: %s",
             self.status.failures_in_a_row,
             self._backoff(),
             self.status.last_error,
+            exc_info=not expected,  # anything else is a bug: its stack goes to the log
+            extra={"failures_in_a_row": self.status.failures_in_a_row},
         )
 
-    def _done(self, report: CycleReport) -> None:
+    def _done(self, report: CycleReport, poll: bool, seconds: float) -> None:
         st = self.status
         if st.failures_in_a_row:
             log.info("sync resumed after %d failed cycle(s)", st.failures_in_a_row)
@@ -167,15 +172,25 @@ class SyncWorker:
             st.totals[name] = st.totals.get(name, 0) + int(getattr(report, name))
         st.totals["writes_skipped"] = st.totals.get("writes_skipped", 0) + report.writes_skipped
         if report.paused:
-            log.warning("%s", report.paused)
-        if report.facts_ingested or report.writes_applied or report.writes_failed:
-            log.info(
-                "cycle: %d change(s), %d mapping(s) made, %d write(s) applied, %d failed, "
-                "%d skipped",
-                report.facts_ingested,
-                report.mappings_made,
-                report.writes_applied,
-                report.writes_failed,
-                report.writes_skipped,
-            )
+            log.warning("%s", report.paused, extra={"paused": True})
+        log.info(
+            "sync cycle: %d change(s), %d mapping(s) made, %d write(s) applied, %d failed, "
+            "%d skipped in %.0f ms",
+            report.facts_ingested,
+            report.mappings_made,
+            report.writes_applied,
+            report.writes_failed,
+            report.writes_skipped,
+            seconds * 1000,
+            extra={
+                "cycle": st.cycles,
+                "poll": poll,
+                "changes": report.facts_ingested,
+                "mappings_made": report.mappings_made,
+                "writes_applied": report.writes_applied,
+                "writes_failed": report.writes_failed,
+                "writes_skipped": report.writes_skipped,
+                "duration_ms": round(seconds * 1000, 1),
+            },
+        )
         self.on_report(report)
