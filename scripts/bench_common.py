@@ -209,7 +209,7 @@ def library_env(database_url: str) -> dict[str, str]:
 
 def product_env(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` (a library env) with syncledger's hash-chained recorder, as ``ledger_env``."""
-    from adapters.store.chain import RECORDER_TOPICS
+    from adapters.store.recorders import RECORDER_TOPICS
 
     out = dict(env)
     topic = RECORDER_TOPICS.get(out.get("PERSISTENCE_MODULE", ""))

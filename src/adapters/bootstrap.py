@@ -33,8 +33,9 @@ from adapters.service.lease import (
 )
 from adapters.service.worker import SyncWorker
 from adapters.settings import ApiKeys, Settings, SettingsError
-from adapters.store.chain import ChainedRecorder, open_chained_recorder
+from adapters.store.chain import ChainedRecorder
 from adapters.store.database import LedgerNotFound, StoreUnavailable, ledger_env, safe_url
+from adapters.store.recorders import open_chained_recorder
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog, IntercomAttribute
 from ledger.config import ActiveConfig

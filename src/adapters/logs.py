@@ -111,6 +111,21 @@ def _json() -> logging.Formatter:
     )
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (it may be replaced, as tests do)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def default_format(stream: TextIO | None = None) -> LogFormat:
     """JSON unless ``stream`` (stderr) is a terminal."""
     stream = stream or sys.stderr
@@ -125,8 +140,9 @@ def configure_logging(
 ) -> None:
     """Send every log record of the process to ``stream`` (stderr) in ``log_format`` (default:
     :func:`default_format`) from ``level`` up. Calling it again replaces the configuration."""
-    stream = stream or sys.stderr
-    handler = logging.StreamHandler(stream)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _Stderr()
+    )
     inner = _json() if (log_format or default_format(stream)) == "json" else _Text()
     handler.setFormatter(_Redacting(inner))
     root = logging.getLogger()

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from adapters.cli import chain as cli_chain
 from adapters.cli.main import app as main_app
-from adapters.store.chain import ChainMissing, init_chain, open_chained_recorder, verify_chain
+from adapters.store.chain import ChainMissing, init_chain, verify_chain
 from adapters.store.database import ledger_env
+from adapters.store.recorders import open_chained_recorder
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange
 from tests.conftest import Factory

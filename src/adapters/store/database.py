@@ -16,7 +16,7 @@ import uuid
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from adapters.store.chain import RECORDER_TOPICS
+from adapters.store.recorders import RECORDER_TOPICS
 from ledger.errors import SyncLedgerError
 
 
