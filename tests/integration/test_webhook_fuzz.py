@@ -48,6 +48,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
+from adapters import bootstrap
 from adapters.http.app import create_app
 from adapters.service.intake import MAX_WEBHOOK_BYTES, WebhookIntake
 from adapters.simulators.intercom_webhooks import sign
@@ -92,7 +93,9 @@ def service() -> Iterator[Service]:
     app = LedgerApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     intake = WebhookIntake(app, SECRET)
     # A server error is answered 500 (not raised here): the properties are about answers.
-    with TestClient(create_app(intake, None), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(bootstrap.Service(app, intake)), raise_server_exceptions=False
+    ) as client:
         yield Service(client, app)
 
 
