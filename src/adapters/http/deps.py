@@ -63,7 +63,8 @@ IntakeDep = Annotated[WebhookIntake, Depends(get_intake)]
 
 
 async def get_audit(service: ServiceDep) -> Audit:
-    """The service's read models; without them the route answers 503."""
+    """The service's read models; without them the route answers 503 (as a dependency, that
+    is decided before the route's own parameters are checked)."""
     if service.audit is None:
         raise HTTPException(503, "the read models are not configured on this server")
     return service.audit
