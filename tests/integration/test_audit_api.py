@@ -19,7 +19,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from adapters.bootstrap import Service
 from adapters.http.app import create_app
-from adapters.http.auth import Authorizer
+from adapters.http.auth import markers as access_markers
 from adapters.service.intake import WebhookIntake
 from adapters.settings import ApiKeys, load_settings
 from adapters.store.database import ledger_env
@@ -134,7 +134,7 @@ def _concrete(path: str) -> str:
 
 
 def test_every_route_declares_its_access_and_the_table_above_knows_it(client: TestClient) -> None:
-    markers = Authorizer.markers(client.app.routes)  # type: ignore[attr-defined]
+    markers = access_markers(client.app.routes)  # type: ignore[attr-defined]
     declared = {
         route: (marker.scope if marker is not None else "MISSING")
         for route, marker in markers.items()

@@ -384,17 +384,16 @@ def test_replays_over_http_need_the_scope_and_report_from_the_ledger(world: Worl
     import time
 
     import httpx
-    from fastapi import Depends, FastAPI
 
-    from adapters.http.auth import REPLAY_EXECUTE, Authorizer
-    from adapters.http.replays import replay_router
+    from adapters.bootstrap import Service
+    from adapters.http.app import create_app
+    from adapters.service.intake import WebhookIntake
     from adapters.settings import ApiKeys, load_settings
 
     keys = ApiKeys({"k-replay": ["replay:execute"], "k-audit": ["audit:read"]})
-    auth = Authorizer(keys)
-    api = FastAPI(dependencies=[Depends(auth.guard)])
     settings = load_settings(world.env())
-    api.include_router(replay_router(world.app, settings, auth.requires(REPLAY_EXECUTE)))
+    intake = WebhookIntake(world.app, "client-secret")
+    api = create_app(Service(world.app, intake, api_keys=keys, replay_settings=settings))
     body = {"target_instance_url": world.sandbox_url, "target_session_id": "sim-token"}
     with serving(api) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.post("/replays", json=body).status_code == 401

@@ -5,15 +5,15 @@ one as ``Authorization: Bearer <key>`` and it is compared with every configured 
 time. Scopes: ``audit:read`` (reading the ledger and its read models, ``/metrics``),
 ``sync:operate`` (configuration and sync control), ``replay:execute`` (replays).
 
-Every route of the app declares its access with exactly one marker dependency, made by an
-:class:`Authorizer`:
+Every route of the app declares its access with exactly one marker dependency:
 
-* ``auth.requires(scope)`` — a key granting ``scope``; ``browser=True`` also accepts the key
-  from the review pages' HttpOnly cookie (set by the login form) and answers a browser without
-  one with a redirect to the login form instead of a 401;
-* ``auth.public(reason)`` — anyone (webhook intake, which checks its own signature; health).
+* ``Scope(scope)`` — a key granting ``scope``; ``browser=True`` also accepts the key from the
+  review pages' HttpOnly cookie (set by the login form) and answers a browser without one with
+  a redirect to the login form instead of a 401;
+* ``Public(reason)`` — anyone (webhook intake, which checks its own signature; health).
 
-``auth.guard`` is an app-wide dependency that refuses (403) any route without a marker, so a
+The keys are the service's (:data:`adapters.http.deps.ApiKeysDep`), read per request.
+:func:`guard` is an app-wide dependency that refuses (403) any route without a marker, so a
 route added without thinking about access is closed, not open. Answers:
 
 * 401 with ``WWW-Authenticate: Bearer`` when no key, or an unknown key, is presented (also
@@ -35,6 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
+from adapters.http.deps import ApiKeysDep
 from adapters.settings import API_SCOPES, ApiKeys
 from ledger.errors import SyncLedgerError
 
@@ -45,14 +46,17 @@ __all__ = [
     "REPLAY_EXECUTE",
     "SYNC_OPERATE",
     "Access",
-    "Authorizer",
     "KeyAccess",
     "LoginRequired",
     "Principal",
     "Problem",
+    "Public",
     "PublicAccess",
+    "Scope",
     "access_of",
     "api_routes",
+    "guard",
+    "markers",
     "scopes_of",
 ]
 
@@ -126,12 +130,12 @@ class PublicAccess(Access):
 
 
 class KeyAccess(Access):
-    """A key granting ``scope`` is needed; this dependency checks it."""
+    """A key granting ``scope`` is needed; this dependency checks it against the service's
+    keys."""
 
-    def __init__(self, keys: ApiKeys | None, scope: str, *, browser: bool = False) -> None:
+    def __init__(self, scope: str, *, browser: bool = False) -> None:
         if scope not in API_SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
-        self._keys = keys
         self.scope = scope
         self.browser = browser
 
@@ -139,17 +143,18 @@ class KeyAccess(Access):
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        keys: ApiKeysDep,
     ) -> Principal:
         presented = credentials.credentials if credentials is not None else None
         from_cookie = presented is None and self.browser
         if from_cookie:
             presented = request.cookies.get(COOKIE)
-        granted = scopes_of(self._keys, presented)
+        granted = scopes_of(keys, presented)
         if not granted:
             if presented is None:
                 message = "an API key is required: send Authorization: Bearer <key>"
                 challenge = _REALM
-            elif not self._keys:
+            elif not keys:
                 message = "no API keys are configured on this server (SYNCLEDGER_API_KEYS)"
                 challenge = f'{_REALM}, error="invalid_token"'
             else:
@@ -201,37 +206,25 @@ def _path_and_query(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-class Authorizer:
-    """Makes the access markers of one app, for its configured ``keys``."""
+def Scope(scope: str, *, browser: bool = False) -> DependsParam:
+    """The marker of a route that needs a key granting ``scope``."""
+    marker: DependsParam = Security(KeyAccess(scope, browser=browser), scopes=[scope])
+    return marker
 
-    def __init__(self, keys: ApiKeys | None) -> None:
-        self.keys = keys
 
-    def requires(self, scope: str, *, browser: bool = False) -> DependsParam:
-        """The marker of a route that needs a key granting ``scope``."""
-        marker: DependsParam = Security(
-            KeyAccess(self.keys, scope, browser=browser), scopes=[scope]
-        )
-        return marker
+def Public(reason: str) -> DependsParam:
+    """The marker of a route anyone may call; ``reason`` documents why."""
+    marker: DependsParam = Depends(PublicAccess(reason))
+    return marker
 
-    @staticmethod
-    def public(reason: str) -> DependsParam:
-        """The marker of a route anyone may call; ``reason`` documents why."""
-        marker: DependsParam = Depends(PublicAccess(reason))
-        return marker
 
-    def scopes_of(self, presented: str | None) -> frozenset[str]:
-        """The scopes a presented key grants (empty for an unknown key)."""
-        return scopes_of(self.keys, presented)
+def guard(request: Request) -> None:
+    """App-wide: refuse a route that declares no access marker (deny by default)."""
+    route = request.scope.get("route")
+    if route is None or access_of(route) is None:
+        raise HTTPException(403, "this route declares no access scope; it is closed")
 
-    @staticmethod
-    def guard(request: Request) -> None:
-        """App-wide: refuse a route that declares no access marker (deny by default)."""
-        route = request.scope.get("route")
-        if route is None or access_of(route) is None:
-            raise HTTPException(403, "this route declares no access scope; it is closed")
 
-    @staticmethod
-    def markers(routes: Sequence[BaseRoute]) -> dict[str, Access | None]:
-        """``"METHOD path"`` → the route's marker, for every API route (tests, docs)."""
-        return {f"{method} {path}": marker for method, path, marker in api_routes(routes)}
+def markers(routes: Sequence[BaseRoute]) -> dict[str, Access | None]:
+    """``"METHOD path"`` → the route's marker, for every API route (tests, docs)."""
+    return {f"{method} {path}": marker for method, path, marker in api_routes(routes)}

@@ -1,9 +1,8 @@
 """``POST /replays`` and ``GET /replays/{id}``: replays over HTTP (scope ``replay:execute``).
 
-Mount it on the service's app with the access marker of the scope::
-
-    from adapters.http.auth import REPLAY_EXECUTE
-    api.include_router(replay_router(ledger, settings, auth.requires(REPLAY_EXECUTE)))
+:func:`adapters.http.app.create_app` mounts :data:`router` when the service has
+``replay_settings``, and keeps the runs it started in ``app.state.replay_runs``
+(:class:`ReplayRuns`).
 
 ``POST /replays`` runs the guard at once (the target must be a sandbox on
 ``SYNCLEDGER_REPLAY_ALLOWED_ORGS``; otherwise 422 naming the failed check, and nothing is
@@ -18,27 +17,32 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.params import Depends
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SecretStr
 
+from adapters.bootstrap import Service
+from adapters.http.auth import REPLAY_EXECUTE, Scope
+from adapters.http.deps import LedgerDep, ServiceDep
 from adapters.salesforce.client import SalesforceError
 from adapters.settings import Settings
+from adapters.sync.fakes import catalog
 from adapters.sync.replay import (
     ReplayError,
     ReplayRequest,
+    TargetOrg,
     check_target,
     load_run,
     run_replay,
     target_accounts,
 )
-from ledger.application import LedgerApp
 from ledger.catalog import IntercomAttribute
+
+__all__ = ["ReplayBody", "ReplayRuns", "RunsDep", "router"]
 
 
 class ReplayBody(BaseModel):
@@ -57,100 +61,149 @@ class ReplayBody(BaseModel):
     target_daily_allocation: int | None = Field(default=None, gt=0)
 
 
-def replay_router(
-    ledger: LedgerApp,
-    settings: Settings,
-    access: Depends,
-    *,
-    intercom_attributes: Callable[[], Sequence[IntercomAttribute]] | None = None,
-) -> APIRouter:
-    """The replay routes over ``ledger``; ``access`` is the route's access marker."""
-    router = APIRouter(tags=["replay"])
-    running: dict[str, dict[str, Any]] = {}
-    lock = threading.Lock()
+class ReplayRuns:
+    """The runs one app started, as far as the ledger does not tell yet: ``planning`` until
+    the run is recorded, ``failed`` (with the reason) when it ended before that."""
 
-    def attributes() -> Sequence[IntercomAttribute]:
-        if intercom_attributes is not None:
-            return intercom_attributes()
-        known = {rm.intercom.name: rm.intercom for rm in ledger.config.mappings}
-        from adapters.sync.fakes import catalog
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, dict[str, Any]] = {}
 
-        return [*catalog().intercom.values(), *known.values()]
-
-    @router.post("/replays", status_code=202, dependencies=[access])
-    def start(body: ReplayBody, request: Request) -> JSONResponse:
-        """Check the target org, then plan and apply in the background."""
-        secret = body.target_security_token
-        replay = ReplayRequest(
-            target_instance_url=body.target_instance_url,
-            target_session_id=_reveal(body.target_session_id),
-            target_username=body.target_username,
-            target_password=_reveal(body.target_password),
-            target_security_token=_reveal(secret) or "",
-            window_from=body.from_,
-            window_until=body.until,
-            config_text=body.config,
-            config_source="proposed (request body)" if body.config is not None else "current",
-            dry_run=body.dry_run,
-            requested_by=f"http {request.client.host if request.client else 'unknown'}",
-            target_daily_allocation=body.target_daily_allocation,
-        )
-        try:
-            with target_accounts(replay) as accounts:
-                org = check_target(
-                    accounts, settings.replay_allowed_orgs, replay.target_instance_url
-                )
-        except ReplayError as exc:
-            raise HTTPException(422, str(exc)) from None
-        run_id = body.resume or uuid.uuid4().hex
-        with lock:
-            if running.get(run_id, {}).get("state") == "planning":
+    def claim(self, run_id: str) -> None:
+        """Mark ``run_id`` as planning; 409 if it is planning already."""
+        with self._lock:
+            if self._runs.get(run_id, {}).get("state") == "planning":
                 raise HTTPException(409, f"replay {run_id} is already running")
-            running[run_id] = {"id": run_id, "state": "planning"}
+            self._runs[run_id] = {"id": run_id, "state": "planning"}
 
-        def work() -> None:
-            try:
-                with target_accounts(replay) as accounts:
-                    run_replay(
-                        ledger,
-                        accounts,
-                        replay,
-                        org,
-                        attributes(),
-                        resume=body.resume,
-                        run_id=run_id,
-                    )
-                outcome: dict[str, Any] = {"id": run_id, "state": "recorded"}
-            except (ReplayError, SalesforceError) as exc:
-                outcome = {"id": run_id, "state": "failed", "error": str(exc)}
-            except Exception as exc:  # a background thread must report, not vanish
-                outcome = {"id": run_id, "state": "failed", "error": type(exc).__name__}
-            with lock:
-                running[run_id] = outcome
+    def settle(self, run_id: str, outcome: dict[str, Any]) -> None:
+        """What the background thread ended with."""
+        with self._lock:
+            self._runs[run_id] = outcome
 
-        threading.Thread(target=work, name=f"replay-{run_id}", daemon=True).start()
-        return JSONResponse(
-            {"id": run_id, "state": "planning", "target_org_id": org.org_id},
-            status_code=202,
-            headers={"Location": f"/replays/{run_id}"},
-        )
+    def memo(self, run_id: str) -> dict[str, Any]:
+        """What is known of ``run_id`` here (empty: nothing)."""
+        with self._lock:
+            return dict(self._runs.get(run_id, {}))
 
-    @router.get("/replays/{run_id}", dependencies=[access])
-    def show(run_id: str) -> JSONResponse:
-        """A replay run's progress and outcome, from the ledger."""
-        status = load_run(ledger, run_id)
-        with lock:
-            memo = dict(running.get(run_id, {}))
-        if status is None:
-            if not memo:
-                raise HTTPException(404, f"no replay run {run_id}")
-            return JSONResponse(memo)
-        body = status.to_dict()
-        if memo.get("state") == "failed":
-            body["error"] = memo.get("error")
-        return JSONResponse(body)
 
-    return router
+async def get_runs(request: Request) -> ReplayRuns:
+    """The app's replay runs (``app.state.replay_runs``, set by ``create_app``)."""
+    runs: ReplayRuns = request.app.state.replay_runs
+    return runs
+
+
+RunsDep = Annotated[ReplayRuns, Depends(get_runs)]
+
+
+async def get_replay_settings(service: ServiceDep) -> Settings:
+    """The settings replays run under (the allowed target orgs)."""
+    if service.replay_settings is None:
+        raise HTTPException(404, "replays are not enabled on this server")
+    return service.replay_settings
+
+
+router = APIRouter(tags=["replay"])
+_EXECUTE = Scope(REPLAY_EXECUTE)
+
+
+@router.post("/replays", status_code=202, dependencies=[_EXECUTE])
+def start(
+    body: ReplayBody,
+    request: Request,
+    service: ServiceDep,
+    settings: Annotated[Settings, Depends(get_replay_settings)],
+    runs: RunsDep,
+) -> JSONResponse:
+    """Check the target org, then plan and apply in the background."""
+    replay = _replay_request(body, request)
+    try:
+        with target_accounts(replay) as accounts:
+            org = check_target(accounts, settings.replay_allowed_orgs, replay.target_instance_url)
+    except ReplayError as exc:
+        raise HTTPException(422, str(exc)) from None
+    run_id = body.resume or uuid.uuid4().hex
+    runs.claim(run_id)
+    threading.Thread(
+        target=_work,
+        args=(service, replay, org, body.resume, run_id, runs),
+        name=f"replay-{run_id}",
+        daemon=True,
+    ).start()
+    return JSONResponse(
+        {"id": run_id, "state": "planning", "target_org_id": org.org_id},
+        status_code=202,
+        headers={"Location": f"/replays/{run_id}"},
+    )
+
+
+@router.get("/replays/{run_id}", dependencies=[_EXECUTE])
+def show(run_id: str, ledger: LedgerDep, runs: RunsDep) -> JSONResponse:
+    """A replay run's progress and outcome, from the ledger."""
+    status = load_run(ledger, run_id)
+    memo = runs.memo(run_id)
+    if status is None:
+        if not memo:
+            raise HTTPException(404, f"no replay run {run_id}")
+        return JSONResponse(memo)
+    body = status.to_dict()
+    if memo.get("state") == "failed":
+        body["error"] = memo.get("error")
+    return JSONResponse(body)
+
+
+def _replay_request(body: ReplayBody, request: Request) -> ReplayRequest:
+    return ReplayRequest(
+        target_instance_url=body.target_instance_url,
+        target_session_id=_reveal(body.target_session_id),
+        target_username=body.target_username,
+        target_password=_reveal(body.target_password),
+        target_security_token=_reveal(body.target_security_token) or "",
+        window_from=body.from_,
+        window_until=body.until,
+        config_text=body.config,
+        config_source="proposed (request body)" if body.config is not None else "current",
+        dry_run=body.dry_run,
+        requested_by=f"http {request.client.host if request.client else 'unknown'}",
+        target_daily_allocation=body.target_daily_allocation,
+    )
+
+
+def _work(
+    service: Service,
+    replay: ReplayRequest,
+    org: TargetOrg,
+    resume: str | None,
+    run_id: str,
+    runs: ReplayRuns,
+) -> None:
+    """Plan and apply (in a background thread), and settle the run's memo."""
+    try:
+        with target_accounts(replay) as accounts:
+            run_replay(
+                service.ledger,
+                accounts,
+                replay,
+                org,
+                _attributes(service),
+                resume=resume,
+                run_id=run_id,
+            )
+        outcome: dict[str, Any] = {"id": run_id, "state": "recorded"}
+    except (ReplayError, SalesforceError) as exc:
+        outcome = {"id": run_id, "state": "failed", "error": str(exc)}
+    except Exception as exc:  # a background thread must report, not vanish
+        outcome = {"id": run_id, "state": "failed", "error": type(exc).__name__}
+    runs.settle(run_id, outcome)
+
+
+def _attributes(service: Service) -> Sequence[IntercomAttribute]:
+    """The Intercom attributes a proposed configuration is checked against: the live catalog,
+    else the fakes' catalog and the attributes the configuration in force maps."""
+    if service.intercom_attributes is not None:
+        return service.intercom_attributes()
+    known = {rm.intercom.name: rm.intercom for rm in service.ledger.config.mappings}
+    return [*catalog().intercom.values(), *known.values()]
 
 
 def _reveal(secret: SecretStr | None) -> str | None:
