@@ -10,7 +10,10 @@ What they keep faithful, because the ledger's decisions depend on it:
 - Salesforce ``SystemModstamp`` strictly increases with every save (ours included), so a poll
   ``changes_since`` the ledger's watermark shows each change, and our writes come back (echoes).
 - Intercom ``updated_at`` increases with every change, and every change (ours included) queues a
-  webhook notification; deleting a company queues ``company.deleted``.
+  webhook notification, under an id of its own; deleting a company queues ``company.deleted``.
+  Nothing delivers them: :meth:`FakeIntercom.webhooks` hands them over, to be kept in the
+  ledger's inbox (:meth:`ledger.application.LedgerApp.receive`), as the service's webhook intake
+  keeps what Intercom delivers.
 - A value outside a restricted picklist, of the wrong type, or for a read-only field is refused
   (:class:`adapters.sync.cycle.WriteRefused`), naming the fields.
 """
@@ -326,7 +329,7 @@ class FakeIntercom:
 
     Attributes are keyed by full name (``"name"``, ``"custom_attributes.plan"``); every writable
     attribute is present (``None`` when unset). Each change queues the notification Intercom's
-    webhook would deliver; :meth:`drain_notifications` hands them over in order.
+    webhook would deliver; :meth:`webhooks` hands them over in order.
     """
 
     def __init__(self, attributes: Iterable[IntercomAttribute] = INTERCOM_ATTRIBUTES) -> None:
@@ -335,7 +338,8 @@ class FakeIntercom:
             a.name for a in self.schema.values() if a.api_writable and a.name != "company_id"
         ]
         self.companies: dict[str, dict[str, Any]] = {}
-        self._queue: list[CompanyChange | CompanyRemoval] = []
+        self._queue: list[tuple[str, CompanyChange | CompanyRemoval]] = []
+        self._notifications = 0
         self._clock = int(EPOCH.timestamp())
         self._held = False
         self._ids = 0
@@ -371,7 +375,7 @@ class FakeIntercom:
             "attributes": {**dict.fromkeys(self._data_attributes), **merged},
         }
         if notify:
-            self._queue.append(self._fact(intercom_id, "created", "webhook"))
+            self._notify(self._fact(intercom_id, "created", "webhook"))
         return intercom_id
 
     def update(
@@ -383,7 +387,7 @@ class FakeIntercom:
         self._check(merged)
         company["attributes"].update(merged)
         company["updated_at"] = self._tick()
-        self._queue.append(self._fact(intercom_id, "updated", "webhook"))
+        self._notify(self._fact(intercom_id, "updated", "webhook"))
 
     @contextmanager
     def within_one_second(self) -> Iterator[None]:
@@ -399,7 +403,7 @@ class FakeIntercom:
         """A company is deleted (queues ``company.deleted``)."""
         company = self._live(intercom_id)
         del self.companies[intercom_id]
-        self._queue.append(CompanyRemoval(intercom_id, company["company_id"], source="webhook"))
+        self._notify(CompanyRemoval(intercom_id, company["company_id"], source="webhook"))
 
     def get(self, intercom_id: str) -> dict[str, Any] | None:
         """The company's attributes as a user sees them (a copy), or ``None`` once deleted."""
@@ -410,16 +414,15 @@ class FakeIntercom:
         """The intercom id of the live company with ``company_id``."""
         return next((i for i, c in self.companies.items() if c["company_id"] == company_id), None)
 
-    # --- the sync -----------------------------------------------------------------------------
+    # --- Intercom's webhooks -----------------------------------------------------------------
 
-    def drain_notifications(self) -> list[CompanyChange | CompanyRemoval]:
-        """The webhook notifications queued since the last drain, oldest first."""
+    def webhooks(self) -> list[tuple[str, CompanyChange | CompanyRemoval]]:
+        """The webhook notifications ``(notification id, fact)`` Intercom would have delivered
+        since the last call, oldest first: what :meth:`LedgerApp.receive` keeps."""
         queued, self._queue = self._queue, []
         return queued
 
-    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
-        """Put drained notifications back ahead of newer ones."""
-        self._queue[:0] = list(facts)
+    # --- the sync -----------------------------------------------------------------------------
 
     def lookup(self, keys: Sequence[str]) -> list[CompanyChange]:
         """Every company whose ``company_id`` is one of ``keys``."""
@@ -449,6 +452,10 @@ class FakeIntercom:
         self.update(intercom_id, values)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _notify(self, fact: CompanyChange | CompanyRemoval) -> None:
+        self._notifications += 1
+        self._queue.append((f"notif_{self._notifications:06d}", fact))
 
     def _tick(self) -> int:
         if not self._held:

@@ -22,8 +22,6 @@ from ledger.facts import (
     DeletionsMissed,
 )
 
-#: A write that failed this many times (retryably) is given up.
-
 
 class WriteRefused(SyncLedgerError):
     """A system refused a write (or a user action) and said why.
@@ -128,16 +126,11 @@ class AccountSystem(Protocol):
 
 
 class CompanySystem(Protocol):
-    """Intercom Companies, as the sync needs them."""
+    """Intercom Companies, as the sync needs them.
 
-    def drain_notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
-        """Webhook notifications received since the last call, oldest first."""
-        ...
-
-    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
-        """Put drained notifications back, ahead of newer ones (the cycle could not record
-        them)."""
-        ...
+    Intercom's webhooks do not come through this port: the service's intake keeps them in the
+    ledger's inbox (:meth:`ledger.application.LedgerApp.receive`), where the cycle takes them.
+    """
 
     def lookup(self, keys: Sequence[str]) -> Sequence[CompanyChange]:
         """Snapshots (``source="lookup"``) of every company whose ``company_id`` is in ``keys``."""
