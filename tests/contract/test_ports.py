@@ -142,6 +142,19 @@ def test_changes_since_none_returns_every_live_account(accounts: AccountWorld) -
     assert _ids(changes) == ids
 
 
+def test_every_account_is_each_live_account_as_it_is_now(accounts: AccountWorld) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+    b = accounts.user_creates(Name="B", AccountNumber="K-2")
+    gone = accounts.user_creates(Name="Gone", AccountNumber="K-9")
+    accounts.user_deletes(gone)
+    accounts.user_updates(a, Name="A edited")
+
+    every = accounts.system.every_account()
+
+    assert [f.salesforce_id for f in every] == [b, a]  # least recently saved first
+    assert [f.fields["Name"] for f in every] == ["B", "A edited"]
+
+
 def test_changes_since_watermark_includes_an_edited_account(accounts: AccountWorld) -> None:
     a = accounts.user_creates(Name="A", AccountNumber="K-1")
     accounts.user_creates(Name="B", AccountNumber="K-2")
@@ -349,6 +362,19 @@ def test_company_lookup_by_company_id(companies: CompanyWorld) -> None:
     assert (found[0].kind, found[0].source) == ("snapshot", "lookup")
     assert found[0].attributes["name"] == "Acme"
     assert list(companies.system.lookup(["c-404"])) == []
+
+
+def test_every_company_is_a_snapshot_of_each_live_company(companies: CompanyWorld) -> None:
+    a = companies.user_creates("c-1", "Acme", plan="Pro")
+    b = companies.user_creates("c-2", "Globex")
+    companies.user_deletes(companies.user_creates("c-3", "Gone"))
+
+    every = list(companies.system.every_company())
+
+    assert sorted((f.intercom_id, f.company_id) for f in every) == sorted([(a, "c-1"), (b, "c-2")])
+    assert all(f.kind == "snapshot" for f in every)
+    plans = {f.company_id: f.attributes.get("custom_attributes.plan") for f in every}
+    assert plans == {"c-1": "Pro", "c-2": None}
 
 
 def test_company_read_returns_snapshots_and_a_removal(companies: CompanyWorld) -> None:

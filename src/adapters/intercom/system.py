@@ -9,7 +9,7 @@ attribute) is permanent; an outage or rate limit that outlasted the adapter's ow
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from adapters.intercom.client import (
@@ -56,6 +56,10 @@ class IntercomSystem:
         with self._lock:
             self._remember(found)
         return found
+
+    def every_company(self) -> Iterator[CompanyChange]:
+        """Intercom's scroll API, page by page."""
+        return self.companies.scroll_all()
 
     def read(self, ids: Sequence[str]) -> list[CompanyChange | CompanyRemoval]:
         facts = self.companies.read(ids)

@@ -64,6 +64,10 @@ class SalesforceSystem:
     def lookup(self, field: str, keys: Sequence[str]) -> list[AccountChange]:
         return self.accounts.lookup(field, keys)
 
+    def every_account(self) -> list[AccountChange]:
+        """One SOQL query over every account (2,000 a page)."""
+        return self.accounts.poll(None).changes
+
     def read(self, ids: Sequence[str]) -> list[AccountChange | AccountRemoval]:
         return self.accounts.read(ids)
 

@@ -248,6 +248,12 @@ class FakeSalesforce:
             if key_of(r.get(field), kind) in wanted
         ]
 
+    def every_account(self) -> list[AccountChange]:
+        """Every account as it is now, least recently saved first (one query)."""
+        self._call()
+        by_stamp = sorted(self.accounts.values(), key=lambda r: r["SystemModstamp"])
+        return [self._fact(r, "snapshot", "read") for r in by_stamp]
+
     def read(self, ids: Sequence[str]) -> list[AccountChange | AccountRemoval]:
         """The accounts ``ids`` as they are now (a removal for one that is gone)."""
         self._call(-(-len(ids) // COLLECTION_SIZE))
@@ -432,6 +438,10 @@ class FakeIntercom:
             for iid, c in sorted(self.companies.items())
             if c["company_id"] in wanted
         ]
+
+    def every_company(self) -> list[CompanyChange]:
+        """Every company as it is now."""
+        return [self._fact(iid, "snapshot", "scroll") for iid in sorted(self.companies)]
 
     def read(self, ids: Sequence[str]) -> list[CompanyChange | CompanyRemoval]:
         """The companies ``ids`` as they are now (a removal for one that is gone)."""

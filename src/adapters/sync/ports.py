@@ -8,10 +8,11 @@ what :mod:`adapters.sync.cycle` needs of the two systems; the real adapters
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ledger.budget import Tier, budget_tier
 from ledger.errors import SyncLedgerError
 from ledger.facts import (
     AccountChange,
@@ -91,6 +92,12 @@ def write_each(
     return results
 
 
+def usage_tier(usage: ApiUsage | None) -> Tier:
+    """The budget tier (:mod:`ledger.budget`) of a system's reported API usage; ``normal`` while
+    none was reported."""
+    return "normal" if usage is None else budget_tier(usage.used, usage.limit, usage.allocation)
+
+
 class AccountSystem(Protocol):
     """Salesforce Accounts, as the sync needs them."""
 
@@ -105,6 +112,10 @@ class AccountSystem(Protocol):
     def lookup(self, field: str, keys: Sequence[str]) -> Sequence[AccountChange]:
         """Snapshots (``kind="snapshot"``, ``source="lookup"``) of every account whose
         ``field`` carries one of ``keys``."""
+        ...
+
+    def every_account(self) -> Sequence[AccountChange]:
+        """Every account as it is now, least recently saved first (the backfill's read)."""
         ...
 
     def read(self, ids: Sequence[str]) -> Sequence[AccountChange | AccountRemoval]:
@@ -134,6 +145,10 @@ class CompanySystem(Protocol):
 
     def lookup(self, keys: Sequence[str]) -> Sequence[CompanyChange]:
         """Snapshots (``source="lookup"``) of every company whose ``company_id`` is in ``keys``."""
+        ...
+
+    def every_company(self) -> Iterable[CompanyChange]:
+        """Snapshots of every company, as the system pages through them (the backfill's read)."""
         ...
 
     def read(self, ids: Sequence[str]) -> Sequence[CompanyChange | CompanyRemoval]:
