@@ -28,13 +28,14 @@ from adapters.demo.story import demo_config
 from adapters.intercom.client import IntercomCompanies
 from adapters.intercom.system import IntercomSystem
 from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.sandbox import target_accounts
 from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
 from adapters.store.database import ledger_env
 from adapters.sync.cycle import run_cycle
-from adapters.sync.replay import ReplayRefused, ReplayRequest, check_target, target_accounts
+from adapters.sync.replay import ReplayRefused, ReplayRequest, check_target
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
