@@ -287,6 +287,22 @@ def test_an_emptied_recycle_bin_says_deletions_may_have_been_missed(
     assert isinstance(snapshot, AccountChange) and isinstance(removal, AccountRemoval)
 
 
+def test_the_salesforce_system_sends_its_batch_size_records_a_request() -> None:
+    with ExitStack() as stack:
+        world = SimAccountWorld(stack)
+        ids = [world.user_creates(Name=f"A{i}", AccountNumber=f"K-{i}") for i in range(120)]
+        assert isinstance(world.system, SalesforceSystem) and world.system.batch_size == 200
+        system = SalesforceSystem(world.system.accounts, batch_size=50)
+
+        results = system.write([(rid, {"Plan__c": "Pro"}) for rid in ids])
+
+        assert all(r.ok for r in results)
+        assert [r.api_call["records"] for r in results] == [50] * 100 + [20] * 20
+    for size in (0, 201):
+        with pytest.raises(ValueError, match="batch_size must be from 1 to 200"):
+            SalesforceSystem(world.system.accounts, batch_size=size)
+
+
 # -- companies -----------------------------------------------------------------------------------
 
 
