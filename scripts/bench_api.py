@@ -8,7 +8,8 @@ Usage::
 Both simulators run in-process over real HTTP (uvicorn on loopback); the real adapters
 (``SalesforceAccounts`` on simple-salesforce, ``IntercomCompanies`` on httpx) are wrapped as the
 sync's ports (``SalesforceSystem``, ``IntercomSystem``), webhooks are delivered by the Intercom
-simulator to a local receiver that hands them to ``IntercomSystem.receive``, and every phase is
+simulator to a local receiver that verifies and parses them and, before each cycle, keeps them in
+the ledger's inbox (``LedgerApp.receive``, as the service's intake does), and every phase is
 one real ``run_cycle`` on a ``LedgerApp`` (in-memory store) with the demo configuration.
 
 Every figure is read from the simulators' own call counters (``SalesforceState.meter.counters``,
@@ -22,7 +23,7 @@ A. first sync: N matched account/company pairs with equal values, seeded before 
    serve (no webhooks); one cycle polls every account (watermark None) and maps the pairs;
 B. Salesforce users change ``Name`` and ``Plan__c`` (both Salesforce → Intercom) on all N
    accounts, an hour after the previous poll; one cycle polls them and writes Intercom;
-C. 60 s later, the next cycle: it drains the N echo webhooks of B's writes and polls again;
+C. 60 s later, the next cycle: it takes the N echo webhooks of B's writes and polls again;
 D. Intercom users change ``industry`` and ``size`` (both Intercom → Salesforce) on all N
    companies, an hour later; the webhooks arrive, one cycle writes Salesforce;
 E. 60 s later, the next cycle polls back D's writes (echoes);
@@ -53,6 +54,7 @@ from starlette.responses import PlainTextResponse
 from adapters.demo.story import demo_config
 from adapters.intercom.client import IntercomCompanies
 from adapters.intercom.system import IntercomSystem
+from adapters.intercom.webhooks import Notification, parse_notification, verify_signature
 from adapters.salesforce.client import COLLECTION_SIZE, SalesforceAccounts
 from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
@@ -63,6 +65,7 @@ from adapters.sync.cycle import CycleReport, run_cycle
 from adapters.sync.ports import RecordResult, Updates
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
+from ledger.events import NotificationReceived
 from ledger.facts import (
     AccountChange,
     AccountRemoval,
@@ -149,15 +152,8 @@ class MeteredIntercom:
         self.inner, self.meter = inner, meter
         self.records_written = 0
         self.fields_written = 0
+        #: webhook notifications kept in the ledger's inbox for the cycle (see Bench.cycle)
         self.drained = 0
-
-    def drain_notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
-        drained = self.meter.around("webhooks", self.inner.drain_notifications)
-        self.drained += len(drained)
-        return drained
-
-    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
-        self.inner.requeue(facts)
 
     def lookup(self, keys: Sequence[str]) -> Sequence[CompanyChange]:
         return self.meter.around("lookup", lambda: self.inner.lookup(keys))
@@ -192,23 +188,34 @@ class Clock:
 
 @dataclass
 class Receiver:
-    """Where the webhook endpoint hands deliveries (``system`` is set once it exists)."""
+    """Where the webhook endpoint holds verified, parsed deliveries until a cycle's turn."""
 
-    system: IntercomSystem | None = None
+    held: list[Notification] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+
+    def keep(self, app: LedgerApp) -> int:
+        """Keep the held notifications in ``app``'s inbox (one transaction); how many."""
+        held, self.held = self.held, []
+        recorded = app.receive((n.id, n.fact) for n in held if n.fact is not None)
+        new = sum(isinstance(e, NotificationReceived) for e in recorded.events)
+        self.outcomes["accepted"] += new
+        if len(held) > new:
+            self.outcomes["duplicate"] += len(held) - new
+        return new
 
 
 def webhook_receiver(receiver: Receiver) -> FastAPI:
-    """A bare endpoint passing each signed delivery to ``IntercomSystem.receive``."""
+    """A bare endpoint verifying and parsing each signed delivery (as the service's intake)."""
     app = FastAPI()
 
     @app.post("/hook")
     async def hook(request: Request) -> PlainTextResponse:
-        assert receiver.system is not None
         body, signature = await request.body(), request.headers.get("X-Hub-Signature")
-        outcome = receiver.system.receive(body, signature)
-        receiver.outcomes[outcome.split(":")[0]] += 1
-        return PlainTextResponse(outcome, status_code=400 if outcome.startswith("rej") else 200)
+        if not verify_signature(body, signature, SECRET):
+            receiver.outcomes["rejected"] += 1
+            return PlainTextResponse("rejected", status_code=400)
+        receiver.held.append(parse_notification(body))
+        return PlainTextResponse("held")
 
     return app
 
@@ -272,6 +279,7 @@ class Bench:
     ic_state: IntercomState
     salesforce: MeteredSalesforce
     intercom: MeteredIntercom
+    receiver: Receiver
     pairs: dict[str, tuple[str, str]]
     phases: dict[str, Phase] = field(default_factory=dict)
 
@@ -286,6 +294,7 @@ class Bench:
                       self.salesforce.meter.reset, self.intercom.meter.reset,
                       self.salesforce.reset, self.intercom.reset):  # fmt: skip
             reset()
+        self.intercom.drained = self.receiver.keep(self.app)  # the intake's part, untimed
         started = time.perf_counter()
         report = run_cycle(self.app, self.salesforce, self.intercom)
         seconds = time.perf_counter() - started
@@ -336,14 +345,14 @@ def run(n: int, k: int) -> Bench:
         stack.callback(accounts.close)
         companies = IntercomCompanies(ic_server.url, "sim-token", timeout=30)
         stack.callback(companies.close)
-        intercom = IntercomSystem(companies, SECRET, dedup_capacity=max(10_000, 4 * n + k))
-        receiver.system = intercom
+        intercom = IntercomSystem(companies)
         app = LedgerApp(env=ledger_env("memory://"))
         app.apply_config(demo_config(), FieldCatalog.of(accounts.describe(), companies.catalog()))
         bench = Bench(
             app, clock, sf_state, ic_state,
             MeteredSalesforce(SalesforceSystem(accounts), StepMeter(lambda: sf_state.counters)),
             MeteredIntercom(intercom, StepMeter(lambda: ic_state.counters)),
+            receiver,
             pairs,
         )  # fmt: skip
 

@@ -80,6 +80,14 @@ class Clock:
         return self.now
 
 
+def cycle(app: LedgerApp, sf: FakeSalesforce, ic: FakeIntercom) -> None:
+    """One sync cycle, once the fake Intercom's webhooks are in the ledger's inbox (as the
+    service's intake keeps them)."""
+    if webhooks := ic.webhooks():
+        app.receive(webhooks)
+    run_cycle(app, sf, ic)
+
+
 def generate(url: str, target: int, seed: int = 1) -> int:
     _ensure_schema(url)
     log = LedgerLog(env=ledger_env(url))  # counting needs no ledger state folded in memory
@@ -115,7 +123,7 @@ def generate(url: str, target: int, seed: int = 1) -> int:
                             person=rng.random() < 0.01,
                         )
                     )
-                run_cycle(app, sf, ic)
+                cycle(app, sf, ic)
                 for k in keys:
                     companies.append(
                         ic.create(
@@ -127,7 +135,7 @@ def generate(url: str, target: int, seed: int = 1) -> int:
                             },
                         )
                     )
-                run_cycle(app, sf, ic)
+                cycle(app, sf, ic)
             else:
                 for sid in rng.sample(accounts, min(ROUND, len(accounts))):
                     if sf.get(sid) is not None:
@@ -135,7 +143,7 @@ def generate(url: str, target: int, seed: int = 1) -> int:
                 for iid in rng.sample(companies, min(ROUND, len(companies))):
                     if ic.get(iid) is not None:
                         ic.update(iid, industry=rng.choice(INDUSTRIES), size=rng.randrange(1000))
-                run_cycle(app, sf, ic)
+                cycle(app, sf, ic)
         count = app.recorder.max_notification_id() or 0
     app.close()
     return count

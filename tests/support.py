@@ -1,17 +1,27 @@
-"""Test helpers: a fake clock, the sample field catalog, and a ledger on the in-memory store."""
+"""Test helpers: a fake clock, the sample field catalog, a ledger on the in-memory store, and
+webhooks delivered into a ledger's inbox (from the Intercom fake, or over HTTP from the
+simulator)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.responses import PlainTextResponse
 
-from adapters.intercom.system import IntercomSystem
-from adapters.sync.fakes import catalog
+from adapters.intercom.webhooks import (
+    Notification,
+    WebhookRejected,
+    parse_notification,
+    verify_signature,
+)
+from adapters.sync.cycle import CycleReport, run_cycle
+from adapters.sync.fakes import FakeIntercom, catalog
+from adapters.sync.ports import AccountSystem
+from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.config import AttributeMapping, Direction, SyncConfig
 
@@ -71,23 +81,81 @@ def new_ledger(
     return app
 
 
-@dataclass
-class Inbox:
-    """Where a test's webhook receiver hands deliveries: set ``system`` once it exists."""
+def sync_cycle(
+    app: LedgerApp,
+    salesforce: AccountSystem,
+    intercom: FakeIntercom,
+    **options: Any,
+) -> CycleReport:
+    """One sync cycle once the webhooks ``intercom`` sent since the last one are in the ledger's
+    inbox (kept as the service's intake keeps them): ``run_cycle(..., **options)``."""
+    if webhooks := intercom.webhooks():
+        app.receive(webhooks)
+    return run_cycle(app, salesforce, intercom, **options)
 
-    system: IntercomSystem | None = None
-    outcomes: list[str] = field(default_factory=list)
+
+class Inbox:
+    """A test's webhook endpoint (see :func:`webhook_receiver`): each delivery is verified and
+    parsed as the service's intake does, then held until :meth:`deliver` keeps the held ones
+    in a ledger's inbox (:meth:`LedgerApp.receive`), as the intake's writer would.
+
+    ``outcomes`` are the answers: ``accepted``, ``duplicate`` (the ledger had its id),
+    ``ignored`` (not about companies) or ``rejected: <why>``.
+    """
+
+    def __init__(self, client_secret: str) -> None:
+        self._secret = client_secret
+        self._lock = threading.Lock()
+        self._held: list[Notification] = []
+        self.outcomes: list[str] = []
+
+    def check(self, raw_body: bytes, signature: str | None) -> str:
+        """Verify (before parsing) and parse one delivery; hold it. Its answer, so far."""
+        if not verify_signature(raw_body, signature, self._secret):
+            return self._answer("rejected: bad or missing signature")
+        try:
+            notification = parse_notification(raw_body)
+        except WebhookRejected as exc:
+            return self._answer(f"rejected: {exc.reason}")
+        if notification.fact is None:
+            return self._answer("ignored")
+        with self._lock:
+            self._held.append(notification)
+        return "held"
+
+    def take(self) -> list[Notification]:
+        """The notifications held since the last call, oldest first."""
+        with self._lock:
+            held, self._held = self._held, []
+        return held
+
+    def deliver(self, app: LedgerApp) -> None:
+        """Keep every held notification in ``app``'s inbox, in one transaction."""
+        batch = self.take()
+        if not batch:
+            return
+        recorded = app.receive((n.id, n.fact) for n in batch if n.fact is not None)
+        new = {e.notification_id for e in recorded.events if isinstance(e, ev.NotificationReceived)}
+        for notification in batch:
+            if notification.id in new:
+                new.discard(notification.id)  # a second copy in the same batch is a duplicate
+                self._answer("accepted")
+            else:
+                self._answer("duplicate")
+
+    def _answer(self, outcome: str) -> str:
+        with self._lock:
+            self.outcomes.append(outcome)
+        return outcome
 
 
 def webhook_receiver(inbox: Inbox) -> FastAPI:
-    """A bare HTTP endpoint that passes each signed delivery to ``inbox.system.receive``."""
+    """A bare HTTP endpoint that passes each signed delivery to ``inbox.check``."""
     app = FastAPI()
 
     @app.post("/hook")
     async def hook(request: Request) -> PlainTextResponse:
-        assert inbox.system is not None
-        outcome = inbox.system.receive(await request.body(), request.headers.get("X-Hub-Signature"))
-        inbox.outcomes.append(outcome)
+        outcome = inbox.check(await request.body(), request.headers.get("X-Hub-Signature"))
         return PlainTextResponse(outcome, status_code=400 if outcome.startswith("rej") else 200)
 
     return app

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -22,9 +22,11 @@ from adapters.intercom.client import IntercomCompanies
 from adapters.intercom.system import IntercomSystem
 from adapters.salesforce.client import SalesforceAccounts
 from adapters.salesforce.system import SalesforceSystem
+from adapters.service.intake import Verdict, WebhookIntake
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
+from adapters.sync.cycle import run_cycle
 from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from adapters.sync.ports import AccountSystem, CompanySystem
 from ledger.facts import (
@@ -34,7 +36,7 @@ from ledger.facts import (
     CompanyRemoval,
     DeletionsMissed,
 )
-from tests.support import Inbox, StoppedClock, webhook_receiver
+from tests.support import Inbox, StoppedClock, new_ledger, webhook_receiver
 
 SECRET = "contract-secret"
 FIELDS = ("Name", "AccountNumber", "Industry", "Plan__c")
@@ -138,6 +140,19 @@ def test_changes_since_none_returns_every_live_account(accounts: AccountWorld) -
 
     assert all(isinstance(c, AccountChange) and c.source == "poll" for c in changes)
     assert _ids(changes) == ids
+
+
+def test_every_account_is_each_live_account_as_it_is_now(accounts: AccountWorld) -> None:
+    a = accounts.user_creates(Name="A", AccountNumber="K-1")
+    b = accounts.user_creates(Name="B", AccountNumber="K-2")
+    gone = accounts.user_creates(Name="Gone", AccountNumber="K-9")
+    accounts.user_deletes(gone)
+    accounts.user_updates(a, Name="A edited")
+
+    every = accounts.system.every_account()
+
+    assert [f.salesforce_id for f in every] == [b, a]  # least recently saved first
+    assert [f.fields["Name"] for f in every] == ["B", "A edited"]
 
 
 def test_changes_since_watermark_includes_an_edited_account(accounts: AccountWorld) -> None:
@@ -272,6 +287,22 @@ def test_an_emptied_recycle_bin_says_deletions_may_have_been_missed(
     assert isinstance(snapshot, AccountChange) and isinstance(removal, AccountRemoval)
 
 
+def test_the_salesforce_system_sends_its_batch_size_records_a_request() -> None:
+    with ExitStack() as stack:
+        world = SimAccountWorld(stack)
+        ids = [world.user_creates(Name=f"A{i}", AccountNumber=f"K-{i}") for i in range(120)]
+        assert isinstance(world.system, SalesforceSystem) and world.system.batch_size == 200
+        system = SalesforceSystem(world.system.accounts, batch_size=50)
+
+        results = system.write([(rid, {"Plan__c": "Pro"}) for rid in ids])
+
+        assert all(r.ok for r in results)
+        assert [r.api_call["records"] for r in results] == [50] * 100 + [20] * 20
+    for size in (0, 201):
+        with pytest.raises(ValueError, match="batch_size must be from 1 to 200"):
+            SalesforceSystem(world.system.accounts, batch_size=size)
+
+
 # -- companies -----------------------------------------------------------------------------------
 
 
@@ -281,7 +312,7 @@ class CompanyWorld(Protocol):
     def user_creates(self, company_id: str, name: str, plan: str | None = None) -> str: ...
     def user_updates(self, intercom_id: str, name: str) -> None: ...
     def user_deletes(self, intercom_id: str) -> None: ...
-    def notifications(self) -> Sequence[CompanyChange | CompanyRemoval]: ...
+    def webhooks(self) -> Sequence[tuple[str, CompanyChange | CompanyRemoval]]: ...
 
 
 class FakeCompanyWorld:
@@ -298,25 +329,23 @@ class FakeCompanyWorld:
     def user_deletes(self, intercom_id: str) -> None:
         self.fake.delete(intercom_id)
 
-    def notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
-        return self.system.drain_notifications()
+    def webhooks(self) -> Sequence[tuple[str, CompanyChange | CompanyRemoval]]:
+        return self.fake.webhooks()
 
 
 class SimCompanyWorld:
     def __init__(self, stack: ExitStack) -> None:
         self.state = IntercomState(seed=7)
         self.state.define_attribute("plan", "string")
-        inbox = Inbox()
-        receiver = stack.enter_context(serving(webhook_receiver(inbox)))
+        self.inbox = Inbox(SECRET)
+        receiver = stack.enter_context(serving(webhook_receiver(self.inbox)))
         app = create_intercom_app(
             self.state, webhook_url=f"{receiver.url}/hook", client_secret=SECRET, seed=7
         )
         server = stack.enter_context(serving(app))
         companies = IntercomCompanies(server.url, "sim-token", timeout=5, sleep=lambda _: None)
         stack.callback(companies.close)
-        self.intercom = IntercomSystem(companies, SECRET)
-        inbox.system = self.intercom
-        self.system: CompanySystem = self.intercom
+        self.system: CompanySystem = IntercomSystem(companies)
 
     def user_creates(self, company_id: str, name: str, plan: str | None = None) -> str:
         custom = {"plan": plan} if plan is not None else {}
@@ -328,9 +357,9 @@ class SimCompanyWorld:
     def user_deletes(self, intercom_id: str) -> None:
         self.state.delete_company(intercom_id)
 
-    def notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
+    def webhooks(self) -> Sequence[tuple[str, CompanyChange | CompanyRemoval]]:
         assert self.state.flush_webhooks(5.0)
-        return self.system.drain_notifications()
+        return [(n.id, n.fact) for n in self.inbox.take() if n.fact is not None]
 
 
 @pytest.fixture(params=["fake", "simulator"])
@@ -349,6 +378,19 @@ def test_company_lookup_by_company_id(companies: CompanyWorld) -> None:
     assert (found[0].kind, found[0].source) == ("snapshot", "lookup")
     assert found[0].attributes["name"] == "Acme"
     assert list(companies.system.lookup(["c-404"])) == []
+
+
+def test_every_company_is_a_snapshot_of_each_live_company(companies: CompanyWorld) -> None:
+    a = companies.user_creates("c-1", "Acme", plan="Pro")
+    b = companies.user_creates("c-2", "Globex")
+    companies.user_deletes(companies.user_creates("c-3", "Gone"))
+
+    every = list(companies.system.every_company())
+
+    assert sorted((f.intercom_id, f.company_id) for f in every) == sorted([(a, "c-1"), (b, "c-2")])
+    assert all(f.kind == "snapshot" for f in every)
+    plans = {f.company_id: f.attributes.get("custom_attributes.plan") for f in every}
+    assert plans == {"c-1": "Pro", "c-2": None}
 
 
 def test_company_read_returns_snapshots_and_a_removal(companies: CompanyWorld) -> None:
@@ -404,20 +446,27 @@ def test_a_write_to_a_deleted_company_is_refused_and_does_not_recreate_it(
 
 def test_a_user_change_arrives_as_a_notification(companies: CompanyWorld) -> None:
     iid = companies.user_creates("c-1", "Acme")
-    companies.notifications()
+    seeded = companies.webhooks()
 
     companies.user_updates(iid, "Acme Renamed")
     companies.user_deletes(companies.user_creates("c-2", "Short lived"))
-    arrived = companies.notifications()
+    sent = companies.webhooks()
+    arrived = [fact for _, fact in sent]
 
     changes = [n for n in arrived if isinstance(n, CompanyChange) and n.intercom_id == iid]
     assert [c.attributes["name"] for c in changes] == ["Acme Renamed"]
     assert (changes[0].kind, changes[0].source) == ("updated", "webhook")
     assert [type(n).__name__ for n in arrived][-1] == "CompanyRemoval"
-    assert companies.notifications() == []
+    assert companies.webhooks() == []
+    # each under an id of its own (the ledger's inbox drops an id it has seen), kept as sent
+    ids = [notification_id for notification_id, _ in [*seeded, *sent]]
+    assert all(ids) and len(set(ids)) == len(ids)
+    ledger = new_ledger()
+    ledger.receive(sent)
+    assert ledger.inbox() == list(sent)
 
 
-# -- the webhook inbox (IntercomSystem only) -----------------------------------------------------
+# -- the webhook inbox (the service's intake and the ledger's inbox) -----------------------------
 
 
 def _signed(body: bytes) -> str:
@@ -433,31 +482,37 @@ def _envelope(notification_id: str, name: str) -> bytes:
 
 
 @pytest.fixture
-def inbox_system() -> Iterator[IntercomSystem]:
-    companies = IntercomCompanies("http://127.0.0.1:9", "unused")
+def intake() -> Iterator[WebhookIntake]:
+    intake = WebhookIntake(new_ledger(), SECRET)
+    intake.start()
     try:
-        yield IntercomSystem(companies, SECRET)
+        yield intake
     finally:
-        companies.close()
+        intake.stop()
 
 
-def test_receive_verifies_before_parsing_and_drops_duplicates(
-    inbox_system: IntercomSystem,
+def test_intake_verifies_before_parsing_and_the_inbox_drops_duplicates(
+    intake: WebhookIntake,
 ) -> None:
-    receive: Callable[[bytes, str | None], str] = inbox_system.receive
+    def receive(body: bytes, signature: str | None) -> str:
+        checked = intake.check(body, signature)
+        if isinstance(checked, Verdict):
+            return f"rejected: {checked.detail}" if checked.status >= 400 else checked.detail
+        return intake.keep(checked).result(timeout=10)
+
     first, second = _envelope("n-1", "One"), _envelope("n-2", "Two")
+    bad_signature = "rejected: missing or invalid X-Hub-Signature"
 
     assert receive(b"not json", None).startswith("rejected: ")
-    assert receive(b"not json", "sha1=" + "0" * 40).startswith("rejected: ")
-    assert receive(first, "sha1=" + "0" * 40) == "rejected: bad or missing signature"
+    assert receive(b"not json", "sha1=" + "0" * 40) == bad_signature  # not parsed first
+    assert receive(first, "sha1=" + "0" * 40) == bad_signature
     assert receive(b"not json", _signed(b"not json")) == "rejected: body is not valid JSON"
     assert receive(first, _signed(first)) == "accepted"
     assert receive(first, _signed(first)) == "duplicate"
     assert receive(second, _signed(second)) == "accepted"
 
-    drained = inbox_system.drain_notifications()
-    assert [n.attributes["name"] for n in drained if isinstance(n, CompanyChange)] == [
-        "One",
-        "Two",
-    ]
-    assert inbox_system.drain_notifications() == []
+    app = intake.app
+    kept = [fact for _, fact in app.inbox()]
+    assert [n.attributes["name"] for n in kept if isinstance(n, CompanyChange)] == ["One", "Two"]
+    run_cycle(app, FakeSalesforce(), FakeIntercom())  # decides them, once
+    assert app.inbox() == []

@@ -23,12 +23,11 @@ from adapters.http.auth import markers as access_markers
 from adapters.service.intake import WebhookIntake
 from adapters.settings import ApiKeys, load_settings
 from adapters.store.database import ledger_env
-from adapters.sync.cycle import run_cycle
 from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger.application import LedgerApp
 from projections.projector import Projector
 from projections.queries import Audit
-from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
+from tests.support import CATALOG, STANDARD_CONFIG, FakeClock, sync_cycle
 
 with warnings.catch_warnings():
     # httpx2 is not among the test dependencies; starlette warns about plain httpx on import.
@@ -65,11 +64,11 @@ class Story:
         self.person = sf.create(AccountNumber="k3", Name="Jo Doe", person=True)
         self.anonymous = ic.create(None, {"name": "Lead Co"})
         self.lonely = ic.create("k9", {"name": "Nobody"})
-        run_cycle(self.ledger, sf, ic)
-        run_cycle(self.ledger, sf, ic)  # echoes of the first cycle's writes
+        sync_cycle(self.ledger, sf, ic)
+        sync_cycle(self.ledger, sf, ic)  # echoes of the first cycle's writes
         ic.update(self.company, industry="Technology")  # a second overwrite of Industry on k1
         ic.update(self.company2, industry="Energy")  # not in the picklist: a rejected value
-        run_cycle(self.ledger, sf, ic)
+        sync_cycle(self.ledger, sf, ic)
         self.sf, self.ic = sf, ic
         self.audit: Audit
 

@@ -28,7 +28,7 @@ def test_backfill_converges_both_systems_for_mapped_attributes(
 ) -> None:
     with ExitStack() as stack:
         w = build_world(stack, tmp_path, 300, sync_first=False)
-        w.intercom_system.drain_notifications()  # the webhooks of the seeding: not the point
+        w.inbox.take()  # the webhooks of the seeding: not the point
         for name, value in w.env().items():
             monkeypatch.setenv(name, value)
         w.app.catch_up()

@@ -99,7 +99,7 @@ def sync_until_quiet(
 ) -> Run:
     sf_state, ic_state = SalesforceState(), IntercomState(seed=7)
     ic_state.define_attribute("plan", "string")
-    inbox = Inbox()
+    inbox = Inbox(SECRET)
     waits: dict[str, list[float]] = {"salesforce": [], "intercom": []}
     with ExitStack() as stack:
         receiver = stack.enter_context(serving(webhook_receiver(inbox)))
@@ -133,8 +133,7 @@ def sync_until_quiet(
             rng=random.Random(2),
         )
         stack.callback(companies.close)
-        salesforce, intercom = SalesforceSystem(accounts), IntercomSystem(companies, SECRET)
-        inbox.system = intercom
+        salesforce, intercom = SalesforceSystem(accounts), IntercomSystem(companies)
 
         app = LedgerApp(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
         app.apply_config(demo_config(), FieldCatalog.of(accounts.describe(), companies.catalog()))
@@ -147,6 +146,7 @@ def sync_until_quiet(
             while quiet < 2 and cycles < MAX_CYCLES:
                 cycles += 1
                 assert ic_state.flush_webhooks(10.0)
+                inbox.deliver(app)
                 try:
                     report = run_cycle(app, salesforce, intercom)
                 except (SalesforceError, IntercomError) as exc:  # outlasted the adapter retries

@@ -15,13 +15,12 @@ from typer.testing import CliRunner
 
 from adapters.cli.main import app as cli
 from adapters.store.database import ledger_env
-from adapters.sync.cycle import run_cycle
 from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger.application import LedgerApp
 from projections import models as m
 from projections.projector import Projector, projection_engine
 from projections.queries import Audit
-from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
+from tests.support import CATALOG, STANDARD_CONFIG, FakeClock, sync_cycle
 from tests.unit.test_cycle import account_values, company_values
 from tests.unit.test_projections import snapshot
 
@@ -35,13 +34,13 @@ def ledger(database_url: str) -> Iterator[LedgerApp]:
     sf, ic = FakeSalesforce(), FakeIntercom()
     keys = [f"k{i}" for i in range(8)]
     accounts = {k: sf.create({**account_values(rng, k), "Industry": "Other"}) for k in keys}
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     for k in keys:
         ic.create(k, {**company_values(rng, k), "industry": "Banking"})
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     for k in keys[:3]:
         sf.update(accounts[k], Name=f"Renamed {k}")
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     app.state.scalars["accounts"] = accounts  # handy for the tests, not part of the ledger
     try:
         yield app

@@ -28,13 +28,14 @@ from adapters.demo.story import demo_config
 from adapters.intercom.client import IntercomCompanies
 from adapters.intercom.system import IntercomSystem
 from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.sandbox import target_accounts
 from adapters.salesforce.system import SalesforceSystem
 from adapters.simulators.intercom import IntercomState, create_intercom_app
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
 from adapters.store.database import ledger_env
 from adapters.sync.cycle import run_cycle
-from adapters.sync.replay import ReplayRefused, ReplayRequest, check_target, target_accounts
+from adapters.sync.replay import ReplayRefused, ReplayRequest, check_target
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
@@ -63,6 +64,8 @@ class World:
     app: LedgerApp
     salesforce_system: SalesforceSystem
     intercom_system: IntercomSystem
+    #: where Intercom's webhooks arrive; :attr:`sync` keeps them in the ledger's inbox
+    inbox: Inbox
     sync: Callable[[], None]
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -109,7 +112,7 @@ def build_world(
         prod.create_account(row)
     for row in reversed(rows):
         sandbox.create_account(row)
-    inbox = Inbox()
+    inbox = Inbox(SECRET)
     receiver = stack.enter_context(serving(webhook_receiver(inbox)))
     prod_server = stack.enter_context(serving(create_salesforce_app(prod, org_id=PROD_ORG)))
     options = {"sandbox": True, "org_id": SANDBOX_ORG, **(sandbox_options or {})}
@@ -123,8 +126,7 @@ def build_world(
     stack.callback(accounts.close)
     companies = IntercomCompanies(ic_server.url, "sim-token")
     stack.callback(companies.close)
-    salesforce, intercom = SalesforceSystem(accounts), IntercomSystem(companies, SECRET)
-    inbox.system = intercom
+    salesforce, intercom = SalesforceSystem(accounts), IntercomSystem(companies)
     database_url = f"sqlite:///{tmp_path / 'ledger.db'}"
     app = LedgerApp(env=ledger_env(database_url))
     stack.callback(app.close)
@@ -134,6 +136,7 @@ def build_world(
         quiet = 0
         for _ in range(30):
             assert ic.flush_webhooks(10.0)
+            inbox.deliver(app)
             report = run_cycle(app, salesforce, intercom)
             busy = report.writes_planned or report.writes_applied or report.mappings_made
             quiet = 0 if busy or app.pending_writes() else quiet + 1
@@ -153,7 +156,7 @@ def build_world(
     if sync_first:
         sync()
     return World(prod, ic, sandbox, prod_server.url, ic_server.url, sandbox_server.url,
-                 database_url, app, salesforce, intercom, sync)  # fmt: skip
+                 database_url, app, salesforce, intercom, inbox, sync)  # fmt: skip
 
 
 @pytest.fixture

@@ -10,15 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hyp
 
-from adapters.sync.cycle import CycleReport, run_cycle
+from adapters.sync.cycle import CycleReport
 from adapters.sync.fakes import INDUSTRIES, FakeIntercom, FakeSalesforce, catalog
 from adapters.sync.ports import RecordResult, WriteRefused
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.config import Direction
 from ledger.decisions import READ_AGAIN
+from ledger.facts import CompanyChange, CompanyRemoval
 from ledger.values import Rejected, convert, is_empty, same_value
-from tests.support import STANDARD_CONFIG, FakeClock
+from tests.support import STANDARD_CONFIG, FakeClock, sync_cycle
 
 
 def new_app() -> LedgerApp:
@@ -27,8 +28,25 @@ def new_app() -> LedgerApp:
     return app
 
 
+Notification = tuple[str, CompanyChange | CompanyRemoval]
+
+
+def again(notification: Notification) -> Notification:
+    """``notification`` delivered again as a new notification, so the ledger decides on its fact
+    again (a repeat of its id is dropped by the inbox before any decision)."""
+    notification_id, fact = notification
+    return f"{notification_id}-again", fact
+
+
+def recorded_since(app: LedgerApp, position: int) -> list[ev.LedgerEvent]:
+    """The events recorded after ``position``, but the inbox's own (a notification received,
+    notifications taken) and the transaction heads."""
+    inbox = (ev.NotificationReceived, ev.NotificationsTaken, ev.LedgerAdvanced)
+    return [e for p, e in app.read_events() if p > position and not isinstance(e, inbox)]
+
+
 def cycles(app: LedgerApp, sf: FakeSalesforce, ic: FakeIntercom, n: int) -> list[CycleReport]:
-    return [run_cycle(app, sf, ic) for _ in range(n)]
+    return [sync_cycle(app, sf, ic) for _ in range(n)]
 
 
 def assert_directed_values_hold(app: LedgerApp, sf: FakeSalesforce, ic: FakeIntercom) -> int:
@@ -89,13 +107,13 @@ def populated(seed: int = 7, pairs: int = 25) -> tuple[LedgerApp, FakeSalesforce
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     keys = [f"k{i}" for i in range(pairs)]
     ids = {k: sf.create(account_values(rng, k)) for k in keys}
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     for k in keys:
         ic.create(k, company_values(rng, k))
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     for k in keys:
         sf.update(ids[k], Description="reviewed")
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     return app, sf, ic
 
 
@@ -111,11 +129,11 @@ def test_cycles_converge_mapped_pairs_to_the_directed_values() -> None:
 
 def test_echoes_of_our_writes_cause_no_more_writes() -> None:
     app, sf, ic = populated()
-    echo = run_cycle(app, sf, ic)
+    echo = sync_cycle(app, sf, ic)
     assert echo.facts_ingested > 0 and echo.echoes > 0
     assert echo.writes_planned == 0 and echo.writes_applied == 0
     position = app.state.position
-    quiet = run_cycle(app, sf, ic)
+    quiet = sync_cycle(app, sf, ic)
     assert (quiet.facts_ingested, quiet.writes_planned) == (0, 0)
     assert app.state.position == position  # nothing recorded at all
 
@@ -124,7 +142,7 @@ def test_a_first_cycle_maps_and_writes_with_the_value_read_as_before() -> None:
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     sid = sf.create(AccountNumber="k1", Name="Acme", Plan__c="Pro", Website="https://keep.io")
     iid = ic.create("k1", {"name": "Old", "website": "https://new.io"}, notify=False)
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
     assert (report.facts_ingested, report.lookups, report.mappings_made) == (1, 1, 1)
     assert ic.get(iid) == {**(ic.get(iid) or {}), "name": "Acme", "custom_attributes.plan": "Pro"}
     [overwrite] = report.overwrites
@@ -140,7 +158,7 @@ def test_a_pair_new_on_both_sides_in_one_cycle_is_mapped_and_synced_both_ways() 
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     sid = sf.create(AccountNumber="k1", Name="Acme")
     ic.create("k1", {"name": "Old", "industry": "Banking"})
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
     assert report.lookups == 1
     assert [m.company_id for m in app.mappings()] == ["k1"]
     assert report.writes_applied == 2
@@ -155,15 +173,15 @@ def test_an_edit_seen_first_by_the_read_before_a_write_still_syncs() -> None:
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     sid = sf.create(AccountNumber="k1", Name="Acme")
     iid = ic.create("k1", {"industry": "Banking"})
-    run_cycle(app, sf, ic)
-    run_cycle(app, sf, ic)  # the echo of the first cycle's writes
+    sync_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)  # the echo of the first cycle's writes
     ic.update(iid, industry="Retail")
     sf.update(sid, Name="Acme Renamed")
     # A cycle that takes the webhook but not the poll: its read before the write sees the rename.
-    first = run_cycle(app, sf, ic, poll_salesforce=False)
+    first = sync_cycle(app, sf, ic, poll_salesforce=False)
     assert first.writes_applied == 1 and (sf.get(sid) or {})["Industry"] == "Retail"
-    run_cycle(app, sf, ic)
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     assert (ic.get(iid) or {})["name"] == "Acme Renamed"
     echoes = [e for _, e in app.read_events() if isinstance(e, ev.EchoRecognised)]
     assert all(e.record_id != sid or "Name" not in e.fields for e in echoes)
@@ -177,7 +195,7 @@ def mapped_pair() -> tuple[LedgerApp, FakeSalesforce, FakeIntercom, str, str]:
     sid = sf.create(AccountNumber="k1", Name="Acme")
     iid = ic.create("k1", {"industry": "Banking"})
     for _ in range(2):
-        run_cycle(app, sf, ic)  # mapped and synced, then the echo
+        sync_cycle(app, sf, ic)  # mapped and synced, then the echo
     return app, sf, ic, sid, iid
 
 
@@ -195,8 +213,8 @@ def test_changes_within_one_second_delivered_out_of_order_sync_the_current_value
     """Two edits within one second carry one ``updated_at``; Intercom retried the first one's
     webhook, so it arrives last. The company is read again and the current value wins."""
     app, sf, ic, sid, _ = one_second_of_changes()
-    ic.requeue(ic.drain_notifications()[::-1])
-    report = run_cycle(app, sf, ic)
+    app.receive(ic.webhooks()[::-1])
+    report = sync_cycle(app, sf, ic)
     assert report.reread == 1
     assert (sf.get(sid) or {})["Industry"] == "Technology"
     assert report.writes_applied == 1  # the stale value was never planned
@@ -209,36 +227,38 @@ def test_changes_within_one_second_delivered_out_of_order_sync_the_current_value
 
 def test_a_stale_notification_of_the_same_second_in_a_later_cycle_changes_nothing() -> None:
     app, sf, ic, sid, _ = one_second_of_changes()
-    stale, current = ic.drain_notifications()
-    ic.requeue([current])
-    assert run_cycle(app, sf, ic).reread == 0
+    stale, current = ic.webhooks()
+    app.receive([current])
+    assert sync_cycle(app, sf, ic).reread == 0
     assert (sf.get(sid) or {})["Industry"] == "Technology"
-    run_cycle(app, sf, ic)  # the poll sees our write: an echo
+    sync_cycle(app, sf, ic)  # the poll sees our write: an echo
     position = app.state.position
-    ic.requeue([stale])
-    report = run_cycle(app, sf, ic)
+    app.receive([stale])
+    report = sync_cycle(app, sf, ic)
     assert report.reread == 1 and report.writes_planned == 0
     assert (sf.get(sid) or {})["Industry"] == "Technology"
-    assert app.state.position == position  # the read repeats what the ledger holds
+    # the read repeats what the ledger holds: nothing is recorded but the notification's own
+    # passage through the inbox
+    assert recorded_since(app, position) == []
 
 
 def test_the_earlier_change_of_a_second_arriving_first_is_synced_then_replaced() -> None:
     app, sf, ic, sid, _ = one_second_of_changes()
-    first, second = ic.drain_notifications()
-    ic.requeue([first])
-    run_cycle(app, sf, ic)
-    ic.requeue([second])
-    assert run_cycle(app, sf, ic).reread == 1
+    first, second = ic.webhooks()
+    app.receive([first])
+    sync_cycle(app, sf, ic)
+    app.receive([second])
+    assert sync_cycle(app, sf, ic).reread == 1
     assert (sf.get(sid) or {})["Industry"] == "Technology"
 
 
 def test_a_company_deleted_before_its_doubtful_notification_is_read_is_unmapped() -> None:
     app, sf, ic, sid, iid = one_second_of_changes()
-    notifications = ic.drain_notifications()
+    notifications = ic.webhooks()
     ic.delete(iid)
-    ic.drain_notifications()  # its webhook is still on the way
-    ic.requeue(notifications[::-1])
-    report = run_cycle(app, sf, ic)
+    ic.webhooks()  # its webhook is still on the way
+    app.receive(notifications[::-1])
+    report = sync_cycle(app, sf, ic)
     assert report.reread == 1 and report.unmapped_by_reason == {"company deleted": 1}
     assert (sf.get(sid) or {})["Industry"] == "Banking"
 
@@ -251,17 +271,17 @@ def test_a_late_company_created_syncs_every_attribute_after_reads_got_ahead() ->
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     iid = ic.create("k1", {"industry": "Agriculture", "size": 75})
     sid = sf.create(AccountNumber="k1", Name="Acme")
-    held = ic.drain_notifications()
-    run_cycle(app, sf, ic)  # the lookup finds the company; the name goes to Intercom
+    held = ic.webhooks()
+    sync_cycle(app, sf, ic)  # the lookup finds the company; the name goes to Intercom
     ic.update(iid, industry="Banking")
     ic.update(iid, industry="Technology")
-    held += ic.drain_notifications()
+    held += ic.webhooks()
     sf.update(sid, Name="Acme Renamed")
-    run_cycle(app, sf, ic)  # its read before writing the name sees "Technology"
+    sync_cycle(app, sf, ic)  # its read before writing the name sees "Technology"
     assert (sf.get(sid) or {})["Industry"] is None
-    ic.drain_notifications()  # the echo of our write: delivered, nothing new
-    ic.requeue(held)
-    report = run_cycle(app, sf, ic)
+    ic.webhooks()  # the echo of our write: delivered, nothing new
+    app.receive(held)
+    report = sync_cycle(app, sf, ic)
     assert report.reread == 1
     assert (sf.get(sid) or {})["Industry"] == "Technology"
     assert (sf.get(sid) or {})["NumberOfEmployees"] == 75
@@ -271,14 +291,14 @@ def test_a_company_created_arriving_after_its_update_still_syncs_every_attribute
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     iid = ic.create("k1", {"industry": "Agriculture", "size": 75})
     sid = sf.create(AccountNumber="k1", Name="Acme")
-    [created] = ic.drain_notifications()
-    run_cycle(app, sf, ic)
-    ic.drain_notifications()  # the echo of our name
+    [created] = ic.webhooks()
+    sync_cycle(app, sf, ic)
+    ic.webhooks()  # the echo of our name
     ic.update(iid, industry="Banking")
-    run_cycle(app, sf, ic)  # the update syncs what it changed
+    sync_cycle(app, sf, ic)  # the update syncs what it changed
     assert (sf.get(sid) or {})["NumberOfEmployees"] is None
-    ic.requeue([created])
-    assert run_cycle(app, sf, ic).reread == 1
+    app.receive([created])
+    assert sync_cycle(app, sf, ic).reread == 1
     assert (sf.get(sid) or {})["NumberOfEmployees"] == 75
     assert (sf.get(sid) or {})["Industry"] == "Banking"
 
@@ -288,20 +308,20 @@ def test_a_late_notification_of_a_deleted_and_replaced_company_changes_nothing()
     webhooks arrive late, in separate cycles. Reading X again finds it gone."""
     app, sf, ic, sid, old = mapped_pair()
     ic.update(old, industry="Retail")
-    late_update = ic.drain_notifications()
+    late_update = ic.webhooks()
     ic.delete(old)
-    late_deletion = ic.drain_notifications()
+    late_deletion = ic.webhooks()
     new = ic.create("k1", {"industry": "Technology", "size": 75})
-    run_cycle(app, sf, ic)
-    ic.requeue(late_update)
-    assert run_cycle(app, sf, ic).reread == 1
-    ic.requeue(late_deletion)
+    sync_cycle(app, sf, ic)
+    app.receive(late_update)
+    assert sync_cycle(app, sf, ic).reread == 1
+    app.receive(late_deletion)
     for _ in range(2):
-        run_cycle(app, sf, ic)
+        sync_cycle(app, sf, ic)
     assert [(m.company_id, m.intercom_id) for m in app.mappings()] == [("k1", new)]
     assert (sf.get(sid) or {})["Industry"] == "Technology"
     sf.update(sid, Name="Acme Renamed")
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     assert (ic.get(new) or {})["name"] == "Acme Renamed"
 
 
@@ -311,17 +331,17 @@ def test_a_company_created_delivered_again_after_later_changes_syncs_nothing_aga
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     sid = sf.create(AccountNumber="k1", Name="Acme")
     iid = ic.create("k1", {"industry": "Agriculture", "size": 75})
-    [created] = ic.drain_notifications()
-    ic.requeue([created])
+    [created] = ic.webhooks()
+    app.receive([created])
     for _ in range(2):
-        run_cycle(app, sf, ic)
+        sync_cycle(app, sf, ic)
     ic.update(iid, industry="Banking")
     for _ in range(2):
-        run_cycle(app, sf, ic)
+        sync_cycle(app, sf, ic)
     sf.update(sid, NumberOfEmployees=500)
-    run_cycle(app, sf, ic)
-    ic.requeue([created])
-    report = run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
+    app.receive([again(created)])
+    report = sync_cycle(app, sf, ic)
     assert report.writes_applied == 0
     assert (sf.get(sid) or {})["NumberOfEmployees"] == 500
 
@@ -331,11 +351,11 @@ def test_in_order_notifications_around_our_own_writes_need_no_read() -> None:
     webhook and then our write's echo arrive in order: both are placed without a read."""
     app, sf, ic, sid, iid = mapped_pair()
     ic.update(iid, industry="Retail")
-    edit = ic.drain_notifications()
+    edit = ic.webhooks()
     sf.update(sid, Name="Acme 2")
-    run_cycle(app, sf, ic)  # its read before writing the name sees "Retail"
-    ic.requeue(edit)  # ahead of our write's echo
-    report = run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)  # its read before writing the name sees "Retail"
+    app.receive(edit)  # ahead of our write's echo
+    report = sync_cycle(app, sf, ic)
     assert report.reread == 0
     assert (sf.get(sid) or {})["Industry"] == "Retail"
 
@@ -347,10 +367,10 @@ def test_a_new_account_first_seen_by_a_lookup_still_syncs_when_polled() -> None:
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     sid = sf.create(AccountNumber="k1", Name="Acme")
     iid = ic.create("k1", {"industry": "Banking"})
-    run_cycle(app, sf, ic, poll_salesforce=False)
+    sync_cycle(app, sf, ic, poll_salesforce=False)
     assert (sf.get(sid) or {})["Industry"] == "Banking"
     for _ in range(2):
-        run_cycle(app, sf, ic)
+        sync_cycle(app, sf, ic)
     assert (ic.get(iid) or {})["name"] == "Acme"
 
 
@@ -378,39 +398,40 @@ def test_any_delivery_order_of_whole_second_changes_converges_to_the_current_val
         with ic.within_one_second():
             for value in values:
                 ic.update(iid, industry=value)
-    notifications = ic.drain_notifications()
-    notifications += order.sample(notifications, k=len(notifications) // 2)  # redelivered
+    notifications = ic.webhooks()
+    redelivered = order.sample(notifications, k=len(notifications) // 2)
+    notifications += [again(n) for n in redelivered]
     order.shuffle(notifications)
     size = -(-len(notifications) // batches)
     for start in range(0, len(notifications), size):
-        ic.requeue(notifications[start : start + size])
-        run_cycle(app, sf, ic)
+        app.receive(notifications[start : start + size])
+        sync_cycle(app, sf, ic)
     for _ in range(2):
-        run_cycle(app, sf, ic)
+        sync_cycle(app, sf, ic)
     assert (sf.get(sid) or {})["Industry"] == (ic.get(iid) or {})["industry"]
 
 
 def test_deleting_an_account_only_drops_the_mapping() -> None:
     app, sf, ic = populated(pairs=3)
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     link = app.mappings()[0]
     company_before = ic.get(link.intercom_id)
     sf.delete(link.salesforce_id)
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
     assert report.unmapped_by_reason == {"account deleted": 1}
     assert report.writes_planned == 0
     assert ic.get(link.intercom_id) == company_before
     assert link.company_id not in {m.company_id for m in app.mappings()}
-    assert run_cycle(app, sf, ic).writes_planned == 0
+    assert sync_cycle(app, sf, ic).writes_planned == 0
 
 
 def test_deleting_a_company_only_drops_the_mapping() -> None:
     app, sf, ic = populated(pairs=3)
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     link = app.mappings()[0]
     account_before = sf.get(link.salesforce_id)
     ic.delete(link.intercom_id)
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
     assert report.unmapped_by_reason == {"company deleted": 1}
     assert report.writes_planned == 0
     assert sf.get(link.salesforce_id) == account_before
@@ -420,10 +441,10 @@ def test_a_refused_value_fails_for_good_and_the_rest_of_the_record_is_written() 
     app, sf, ic = new_app(), FakeSalesforce(), FakeIntercom()
     sid = sf.create(AccountNumber="k1", Name="Acme", Industry="Banking")
     iid = ic.create("k1", {"name": "Acme"}, notify=False)
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     sf.set_picklist_values("Industry", ["Banking", "Retail"])  # the ledger is not told
     ic.update(iid, {"industry": "Other", "size": 99})
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
     assert (report.writes_applied, report.writes_failed) == (1, 1)
     [failure] = report.failures
     assert failure["field"] == "Industry" and not failure["retryable"]
@@ -443,7 +464,7 @@ def test_a_retryable_failure_stays_pending_until_attempts_run_out() -> None:
     app, sf, ic = new_app(), FakeSalesforce(), BusyIntercom()
     sf.create(AccountNumber="k1", Name="Acme")
     ic.create("k1", {"name": "Old"}, notify=False)
-    reports = [run_cycle(app, sf, ic, max_attempts=3) for _ in range(4)]
+    reports = [sync_cycle(app, sf, ic, max_attempts=3) for _ in range(4)]
     assert [r.writes_failed for r in reports] == [1, 1, 1, 0]
     assert reports[-1].skipped_by_rule == {"retries_exhausted": 1}
     assert app.pending_writes() == []
@@ -454,7 +475,7 @@ def test_people_and_unkeyed_companies_are_recorded_as_ignored() -> None:
     sf.create(AccountNumber="k1", Name="Jane Doe", person=True)
     ic.create("k1", {"name": "Acme"})
     ic.create(None, {"name": "a lead"})
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
     assert {system for system, _ in report.ignored} == {ev.SALESFORCE, ev.INTERCOM}
     assert app.mappings() == []
 
@@ -468,7 +489,7 @@ def test_notifications_taken_by_a_failed_cycle_are_kept_for_the_next() -> None:
     sid = sf.create(Name="Acme", AccountNumber="K-1")
     iid = ic.create("K-1", name="Acme Inc")
     for _ in range(3):
-        run_cycle(app, sf, ic)
+        sync_cycle(app, sf, ic)
     ic.update(iid, industry="Banking")  # a webhook is waiting
 
     class PollOutage:
@@ -488,9 +509,9 @@ def test_notifications_taken_by_a_failed_cycle_are_kept_for_the_next() -> None:
 
     flaky = PollOutage(sf)
     with pytest.raises(RuntimeError):
-        run_cycle(app, flaky, ic)  # type: ignore[arg-type]
+        sync_cycle(app, flaky, ic)  # type: ignore[arg-type]
     for _ in range(2):
-        run_cycle(app, flaky, ic)  # type: ignore[arg-type]
+        sync_cycle(app, flaky, ic)  # type: ignore[arg-type]
     assert sf.get(sid)["Industry"] == "Banking"
 
 
@@ -512,11 +533,11 @@ class CountingSalesforce(FakeSalesforce):
 def test_writes_to_many_accounts_go_200_records_a_request() -> None:
     app, sf, ic = new_app(), CountingSalesforce(), FakeIntercom()
     ids = [sf.create(AccountNumber=f"k{i}", Name=f"A{i}") for i in range(450)]
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     for i in range(450):
         ic.create(f"k{i}", {"name": f"A{i}", "industry": "Banking"})
 
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
 
     assert report.mappings_made == 450
     assert report.applied_by_system["salesforce"] == 450
@@ -536,7 +557,7 @@ def test_at_80_percent_of_the_allocation_event_sync_pauses_and_then_resumes() ->
     rid = sf.create(AccountNumber="k1", Name="Acme")
     ic.create("k1", {"name": "Old"}, notify=False)
     sf.api_calls = 70  # usage is the org's: other integrations' calls count too
-    first = run_cycle(app, sf, ic)
+    first = sync_cycle(app, sf, ic)
     assert (first.tier, first.paused, first.mappings_made) == ("pause_bulk", "", 1)
     assert app.state.api_usage("salesforce") == {
         "used": sf.api_calls, "limit": 100_000, "allocation": 100, "tier": "pause_bulk"
@@ -545,14 +566,14 @@ def test_at_80_percent_of_the_allocation_event_sync_pauses_and_then_resumes() ->
 
     sf.update(rid, Name="Acme Corp")
     before = sf.api_calls
-    paused = run_cycle(app, sf, ic)
+    paused = sync_cycle(app, sf, ic)
     assert paused.paused.startswith("event sync paused: Salesforce API usage 86 of 100")
     assert paused.facts_ingested == 0
     assert sf.api_calls == before + 1  # only the usage check
     assert company_name(ic, "k1") == "Acme"
 
     sf.api_calls = 10  # the rolling day moved on
-    resumed = run_cycle(app, sf, ic)
+    resumed = sync_cycle(app, sf, ic)
     assert resumed.paused == "" and resumed.tier == "normal"
     assert company_name(ic, "k1") == "Acme Corp"
     tiers = [e.tier for _, e in app.read_events() if isinstance(e, ev.ApiUsageObserved)]
@@ -564,12 +585,12 @@ def test_missed_deletions_are_found_by_reading_every_known_account_again() -> No
     kept, gone = sf.create(AccountNumber="k1"), sf.create(AccountNumber="k2")
     ic.create("k1", {"name": "One"}, notify=False)
     ic.create("k2", {"name": "Two"}, notify=False)
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     assert {link.salesforce_id for link in app.mappings()} == {kept, gone}
     sf.delete(gone)
     sf.purge_delete_log()  # the deletion is no longer listed by the time we poll
 
-    report = run_cycle(app, sf, ic)
+    report = sync_cycle(app, sf, ic)
 
     assert report.resynced == 2 and app.state.resync_needed("salesforce") is None
     assert [link.salesforce_id for link in app.mappings()] == [kept]
@@ -583,15 +604,15 @@ def test_a_resync_waits_while_usage_is_above_the_bulk_tier() -> None:
     sf.api_allocation = 1000
     gone = sf.create(AccountNumber="k2")
     ic.create("k2", {"name": "Two"}, notify=False)
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     sf.delete(gone)
     sf.purge_delete_log()
     sf.api_calls = 500  # 50 %: bulk work waits, event sync goes on
 
-    deferred = run_cycle(app, sf, ic)
+    deferred = sync_cycle(app, sf, ic)
     assert deferred.resync_deferred and deferred.resynced == 0
     assert app.state.resync_needed("salesforce") is not None and len(app.mappings()) == 1
 
     sf.api_calls = 0
-    done = run_cycle(app, sf, ic)
+    done = sync_cycle(app, sf, ic)
     assert done.resynced == 1 and app.mappings() == []

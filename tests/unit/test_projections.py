@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
-from adapters.sync.cycle import run_cycle
 from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger import events as ev
 from ledger.application import LedgerApp
@@ -26,7 +25,7 @@ from ledger.facts import CompanyChange
 from projections import models as m
 from projections.projector import Projector, _fast_decode, projection_engine
 from projections.queries import Audit, AuditQueryError
-from tests.support import CATALOG, STANDARD_CONFIG, new_ledger
+from tests.support import CATALOG, STANDARD_CONFIG, new_ledger, sync_cycle
 from tests.unit.test_cycle import account_values, company_values
 
 
@@ -49,15 +48,15 @@ def story(pairs: int = 12, seed: int = 3) -> Story:
     keys = [f"k{i}" for i in range(pairs)]
     accounts = {k: sf.create(account_values(rng, k)) for k in keys}
     accounts["person"] = sf.create({"AccountNumber": "person", "Name": "Pat"}, person=True)
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     companies = {k: ic.create(k, company_values(rng, k)) for k in keys}
     companies["anonymous"] = ic.create(None, {"name": "Lead Co"})
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     for k in keys[:4]:
         sf.update(accounts[k], Name=f"Renamed {k}", Industry="Banking")
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     sf.delete(accounts[keys[-1]])
-    run_cycle(app, sf, ic)
+    sync_cycle(app, sf, ic)
     return Story(app, sf, ic, accounts, companies)
 
 
@@ -257,7 +256,7 @@ def test_ignored_records_and_rejected_values() -> None:
 def test_api_usage_over_time() -> None:
     s = story()
     s.sf.api_calls = 5_000  # the org got busy: the next reading moves more than 1 %
-    run_cycle(s.app, s.sf, s.ic)
+    sync_cycle(s.app, s.sf, s.ic)
     usage = Audit(projector_for(s.app)).api_usage()
     recorded = [e for _, e in s.app.read_events() if isinstance(e, ev.ApiUsageObserved)]
     assert [(u.used, u.limit, u.tier) for u in usage] == [
@@ -284,7 +283,7 @@ def test_explain_a_synced_company_names_key_time_and_configuration() -> None:
 def test_explain_why_records_are_not_synced() -> None:
     s = story()
     lonely = s.sf.create(AccountNumber="alone", Name="Solo")
-    run_cycle(s.app, s.sf, s.ic)
+    sync_cycle(s.app, s.sf, s.ic)
     audit = Audit(projector_for(s.app))
     person = audit.explain(account_id=s.accounts["person"])
     assert person.status == "ignored" and "person account" in person.summary
@@ -308,7 +307,7 @@ def test_explain_lists_pending_and_failed_writes() -> None:
     s = story()
     s.sf.set_picklist_values("Industry", ["Banking"])  # the org refuses what the ledger allows
     s.ic.update(s.companies["k0"], industry="Retail")
-    run_cycle(s.app, s.sf, s.ic)
+    sync_cycle(s.app, s.sf, s.ic)
     # a change decided, its writes not sent yet
     company = s.ic.companies[s.companies["k1"]]
     s.app.ingest(
@@ -364,7 +363,7 @@ def test_rebuild_equals_incremental_whatever_the_page_boundaries() -> None:
     for k in ("k0", "k1"):  # more history after the first catch-up
         s.sf.update(s.accounts[k], Name=f"Again {k}")
         s.ic.update(s.companies[k], size=12)
-        run_cycle(s.app, s.sf, s.ic)
+        sync_cycle(s.app, s.sf, s.ic)
         live.catch_up()
     incremental = snapshot(live.engine)
     assert live.rebuild() == s.app.state.position
@@ -431,7 +430,7 @@ def test_random_histories_rebuild_equals_incremental_and_as_of_equals_the_ledger
             sf.update(accounts[n], AccountNumber=f"k{salt % 3}")
         elif action == "delete" and n in accounts and sf.get(accounts[n]) is not None:
             sf.delete(accounts[n])
-        run_cycle(app, sf, ic)
+        sync_cycle(app, sf, ic)
         if salt % 2:
             live.catch_up()
     live.catch_up()

@@ -9,7 +9,7 @@ attribute) is permanent; an outage or rate limit that outlasted the adapter's ow
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from adapters.intercom.client import (
@@ -20,12 +20,6 @@ from adapters.intercom.client import (
     IntercomRateLimited,
     IntercomUnavailable,
 )
-from adapters.intercom.webhooks import (
-    NotificationDeduplicator,
-    WebhookRejected,
-    parse_notification,
-    verify_signature,
-)
 from adapters.sync.ports import RecordResult, Updates, WriteRefused, write_each
 from ledger.facts import (
     CompanyChange,
@@ -34,61 +28,26 @@ from ledger.facts import (
 
 
 class IntercomSystem:
-    """Intercom companies as the sync needs them (``cycle.CompanySystem``), with a webhook inbox.
+    """Intercom companies as the sync needs them (``cycle.CompanySystem``).
 
     Intercom's write is an upsert keyed by ``company_id``, so the system remembers each company's
     ``company_id`` from what it read or looked up, and reads the company first when it does not
-    know it. A company seen deleted (read, or ``company.deleted``) is refused rather than
-    re-created, even if a late ``company.created`` webhook arrives after the deletion. What no
+    know it. A company seen deleted (by a read) is refused rather than re-created. What no
     client can prevent: a company deleted between the cycle's read-before-write and its write
     would be re-created by the upsert (Intercom has no conditional write).
+
+    Webhooks do not come here: the service's intake (:mod:`adapters.service.intake`) verifies
+    them and keeps them in the ledger's inbox.
     """
 
-    def __init__(
-        self, companies: IntercomCompanies, client_secret: str, *, dedup_capacity: int = 10_000
-    ) -> None:
+    def __init__(self, companies: IntercomCompanies, client_secret: str | None = None) -> None:
+        # ``client_secret`` is unused since webhooks go to the ledger's inbox; it is accepted
+        # until the composition root (adapters.bootstrap) stops passing it.
+        del client_secret
         self.companies = companies
-        self._secret = client_secret
-        self._dedup = NotificationDeduplicator(dedup_capacity)
         self._lock = threading.Lock()
-        self._inbox: list[CompanyChange | CompanyRemoval] = []
         self._company_ids: dict[str, str] = {}
         self._gone: set[str] = set()
-
-    # -- the webhook inbox ------------------------------------------------------------------------
-
-    def receive(self, raw_body: bytes, signature: str | None) -> str:
-        """Take one webhook delivery: ``"accepted"``, ``"duplicate"`` or ``"rejected: <why>"``.
-
-        The signature is checked (in constant time) before the body is parsed; a notification id
-        seen before is dropped. Safe to call from several threads.
-        """
-        if not verify_signature(raw_body, signature, self._secret):
-            return "rejected: bad or missing signature"
-        try:
-            notification = parse_notification(raw_body)
-        except WebhookRejected as exc:
-            return f"rejected: {exc.reason}"
-        if self._dedup.seen(notification.id):
-            return "duplicate"
-        fact = notification.fact
-        if fact is not None:
-            with self._lock:
-                self._inbox.append(fact)
-                if isinstance(fact, CompanyRemoval):
-                    self._remember([fact])  # a late "created" webhook must not resurrect it
-        return "accepted"
-
-    def drain_notifications(self) -> list[CompanyChange | CompanyRemoval]:
-        """The facts received since the last call, oldest received first."""
-        with self._lock:
-            drained, self._inbox = self._inbox, []
-        return drained
-
-    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
-        """Put drained facts back ahead of those received since."""
-        with self._lock:
-            self._inbox[:0] = list(facts)
 
     # -- the sync's calls -------------------------------------------------------------------------
 
@@ -97,6 +56,10 @@ class IntercomSystem:
         with self._lock:
             self._remember(found)
         return found
+
+    def every_company(self) -> Iterator[CompanyChange]:
+        """Intercom's scroll API, page by page."""
+        return self.companies.scroll_all()
 
     def read(self, ids: Sequence[str]) -> list[CompanyChange | CompanyRemoval]:
         facts = self.companies.read(ids)

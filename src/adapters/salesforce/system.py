@@ -32,10 +32,17 @@ __all__ = ["SalesforceSystem"]
 
 
 class SalesforceSystem:
-    """Salesforce Accounts as the sync needs them (``cycle.AccountSystem``)."""
+    """Salesforce Accounts as the sync needs them (``cycle.AccountSystem``).
 
-    def __init__(self, accounts: SalesforceAccounts) -> None:
+    ``batch_size`` is how many records one write request carries (1 to 200, sObject
+    Collections' maximum).
+    """
+
+    def __init__(self, accounts: SalesforceAccounts, *, batch_size: int = COLLECTION_SIZE) -> None:
+        if not 1 <= batch_size <= COLLECTION_SIZE:
+            raise ValueError(f"batch_size must be from 1 to {COLLECTION_SIZE}, not {batch_size}")
         self.accounts = accounts
+        self.batch_size = batch_size
         #: the last poll: (how far it covered, its latest change's stamp, whether it saw
         #: deletions). The ledger's watermark only moves with a change, so in a quiet org every
         #: poll would re-read the window before the last change; the coverage avoids that.
@@ -64,15 +71,19 @@ class SalesforceSystem:
     def lookup(self, field: str, keys: Sequence[str]) -> list[AccountChange]:
         return self.accounts.lookup(field, keys)
 
+    def every_account(self) -> list[AccountChange]:
+        """One SOQL query over every account (2,000 a page)."""
+        return self.accounts.poll(None).changes
+
     def read(self, ids: Sequence[str]) -> list[AccountChange | AccountRemoval]:
         return self.accounts.read(ids)
 
     def write(self, updates: Updates) -> list[RecordResult]:
-        """sObject Collections updates, 200 records a request; a request that fails as a whole
-        fails only its own records (retryable when Salesforce was unavailable)."""
+        """sObject Collections updates, :attr:`batch_size` records a request; a request that
+        fails as a whole fails only its own records (retryable when Salesforce was unavailable)."""
         results: list[RecordResult] = []
-        for i in range(0, len(updates), COLLECTION_SIZE):
-            chunk = updates[i : i + COLLECTION_SIZE]
+        for i in range(0, len(updates), self.batch_size):
+            chunk = updates[i : i + self.batch_size]
             try:
                 answers = self.accounts.write(chunk)
             except (SalesforceAuthError, SalesforceLimitExceeded):

@@ -29,9 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from adapters.intercom.system import IntercomSystem
-from adapters.salesforce.system import SalesforceSystem
 from adapters.sync.cycle import CycleReport, run_cycle
+from adapters.sync.ports import AccountSystem, CompanySystem, usage_tier
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.errors import SyncLedgerError
@@ -75,8 +74,8 @@ class BackfillReport:
 
 def run_backfill(
     app: LedgerApp,
-    salesforce: SalesforceSystem,
-    intercom: IntercomSystem,
+    salesforce: AccountSystem,
+    intercom: CompanySystem,
     *,
     dry_run: bool = False,
     requested_by: str = "unknown",
@@ -158,13 +157,12 @@ def _unfinished(app: LedgerApp) -> str:
     return next((r for r in reversed(started) if r not in finished), "")
 
 
-def _check_budget(salesforce: SalesforceSystem) -> None:
-    accounts = salesforce.accounts
-    if accounts.usage is None or accounts.budget_tier() != "normal":
-        accounts.refresh_usage()
-    if accounts.budget_tier() != "normal":
-        usage = accounts.usage
-        used = f"{usage.used} of {usage.total}" if usage else "unknown"
+def _check_budget(salesforce: AccountSystem) -> None:
+    usage = salesforce.api_usage()
+    if usage is None or usage_tier(usage) != "normal":
+        usage = salesforce.refresh_api_usage()
+    if usage_tier(usage) != "normal":
+        used = f"{usage.used} of {usage.limit}" if usage else "unknown"
         raise BackfillPaused(
             f"backfill paused: Salesforce API usage ({used} calls today) is at or above 40 % "
             "of the allocation, where bulk work pauses; run it again later to resume"
@@ -172,16 +170,16 @@ def _check_budget(salesforce: SalesforceSystem) -> None:
 
 
 def _read_all(
-    salesforce: SalesforceSystem,
-    intercom: IntercomSystem,
+    salesforce: AccountSystem,
+    intercom: CompanySystem,
     report: BackfillReport,
     progress: Progress,
 ) -> list[Fact]:
-    accounts = salesforce.accounts.poll(None).changes
+    accounts = salesforce.every_account()
     snapshots: list[Fact] = [replace(a, kind="snapshot", source="backfill") for a in accounts]
     report.accounts = len(accounts)
     progress("read", len(accounts), 0)
-    for company in intercom.companies.scroll_all():
+    for company in intercom.every_company():
         snapshots.append(replace(company, source="backfill"))
         report.companies += 1
         if report.companies % 500 == 0:

@@ -3,8 +3,8 @@
 The order is the ledger's contract (see :class:`ledger.application.LedgerApp`):
 
 1. take the Intercom notifications waiting in the ledger's inbox (kept there by the webhook
-   endpoint, :meth:`LedgerApp.receive`) or queued by the ``CompanySystem``, and Salesforce's
-   changes since the ledger's poll watermark;
+   intake, :meth:`LedgerApp.receive`), and Salesforce's changes since the ledger's poll
+   watermark;
 2. ask each system about keys the ledger has never seen on it (``lookup_needs``) and ingest the
    answers ahead of the changes, in one transaction;
 3. if Salesforce's delete log no longer reaches back to the last poll (``ResyncNeeded``), read
@@ -20,8 +20,8 @@ cycle does nothing but ask, with one call, whether usage has fallen; at 40 % a p
 waits (bulk work) while event sync goes on.
 
 The two systems are reached through the ports :class:`~adapters.sync.ports.AccountSystem` and
-:class:`~adapters.sync.ports.CompanySystem`;
-the in-memory fakes (:mod:`adapters.sync.fakes`) satisfy them and real adapters will.
+:class:`~adapters.sync.ports.CompanySystem`; the real adapters and the in-memory fakes
+(:mod:`adapters.sync.fakes`) satisfy them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-#: A write that failed this many times (retryably) is given up.
 from adapters.sync.ports import AccountSystem, CompanySystem, RecordResult, WriteRefused
 from ledger import events as ev
 from ledger.application import LedgerApp, Recorded
@@ -185,27 +184,21 @@ def run_cycle(
         report.paused = _paused(app, salesforce)
         _tally(report, recorded)
         return report
+    # A cycle that fails before its ingest leaves the notifications in the inbox for the next.
     inbox = app.inbox()
-    notifications = list(intercom.drain_notifications())
-    try:
-        changes: list[Fact] = [*(fact for _, fact in inbox), *notifications]
-        if poll_salesforce:
-            changes += salesforce.changes_since(app.state.poll_watermark)
-        changes, report.reread = _settle_same_second(app, changes, intercom)
-        answers = _answer_lookups(app, changes, salesforce, intercom)
-        if changes or answers:
-            recorded.append(
-                app.ingest(
-                    [*answers, *changes],
-                    summary="sync cycle: changes",
-                    taken=[notification_id for notification_id, _ in inbox],
-                )
+    changes: list[Fact] = [fact for _, fact in inbox]
+    if poll_salesforce:
+        changes += salesforce.changes_since(app.state.poll_watermark)
+    changes, report.reread = _settle_same_second(app, changes, intercom)
+    answers = _answer_lookups(app, changes, salesforce, intercom)
+    if changes or answers:
+        recorded.append(
+            app.ingest(
+                [*answers, *changes],
+                summary="sync cycle: changes",
+                taken=[notification_id for notification_id, _ in inbox],
             )
-    except BaseException:
-        # Nothing of this cycle was recorded: keep the notifications for the next one (those in
-        # the ledger's inbox stay there anyway).
-        intercom.requeue(notifications)
-        raise
+        )
     report.facts_ingested, report.lookups = len(changes), len(answers)
     if app.state.resync_needed(ev.SALESFORCE) is not None:
         if _tier(app, salesforce) == "normal":

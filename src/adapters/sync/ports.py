@@ -1,17 +1,20 @@
 """The ports the sync is written against, and the records that cross them.
 
 :class:`AccountSystem` (Salesforce Accounts) and :class:`CompanySystem` (Intercom Companies) are
-what :mod:`adapters.sync.cycle` needs of the two systems; the real adapters
-(:mod:`adapters.salesforce.system`, :mod:`adapters.intercom.system`) and the in-memory fakes
-(:mod:`adapters.sync.fakes`) satisfy them.
+what :mod:`adapters.sync.cycle` and :mod:`adapters.sync.backfill` need of the two systems; the
+real adapters (:mod:`adapters.salesforce.system`, :mod:`adapters.intercom.system`) and the
+in-memory fakes (:mod:`adapters.sync.fakes`) satisfy them. :class:`SandboxOrg` is what
+:mod:`adapters.sync.replay` needs of its target org (:mod:`adapters.salesforce.sandbox`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ledger.budget import Tier, budget_tier
+from ledger.catalog import SalesforceField
 from ledger.errors import SyncLedgerError
 from ledger.facts import (
     AccountChange,
@@ -21,8 +24,6 @@ from ledger.facts import (
     CompanyRemoval,
     DeletionsMissed,
 )
-
-#: A write that failed this many times (retryably) is given up.
 
 
 class WriteRefused(SyncLedgerError):
@@ -93,6 +94,12 @@ def write_each(
     return results
 
 
+def usage_tier(usage: ApiUsage | None) -> Tier:
+    """The budget tier (:mod:`ledger.budget`) of a system's reported API usage; ``normal`` while
+    none was reported."""
+    return "normal" if usage is None else budget_tier(usage.used, usage.limit, usage.allocation)
+
+
 class AccountSystem(Protocol):
     """Salesforce Accounts, as the sync needs them."""
 
@@ -107,6 +114,10 @@ class AccountSystem(Protocol):
     def lookup(self, field: str, keys: Sequence[str]) -> Sequence[AccountChange]:
         """Snapshots (``kind="snapshot"``, ``source="lookup"``) of every account whose
         ``field`` carries one of ``keys``."""
+        ...
+
+    def every_account(self) -> Sequence[AccountChange]:
+        """Every account as it is now, least recently saved first (the backfill's read)."""
         ...
 
     def read(self, ids: Sequence[str]) -> Sequence[AccountChange | AccountRemoval]:
@@ -128,19 +139,18 @@ class AccountSystem(Protocol):
 
 
 class CompanySystem(Protocol):
-    """Intercom Companies, as the sync needs them."""
+    """Intercom Companies, as the sync needs them.
 
-    def drain_notifications(self) -> Sequence[CompanyChange | CompanyRemoval]:
-        """Webhook notifications received since the last call, oldest first."""
-        ...
-
-    def requeue(self, facts: Sequence[CompanyChange | CompanyRemoval]) -> None:
-        """Put drained notifications back, ahead of newer ones (the cycle could not record
-        them)."""
-        ...
+    Intercom's webhooks do not come through this port: the service's intake keeps them in the
+    ledger's inbox (:meth:`ledger.application.LedgerApp.receive`), where the cycle takes them.
+    """
 
     def lookup(self, keys: Sequence[str]) -> Sequence[CompanyChange]:
         """Snapshots (``source="lookup"``) of every company whose ``company_id`` is in ``keys``."""
+        ...
+
+    def every_company(self) -> Iterable[CompanyChange]:
+        """Snapshots of every company, as the system pages through them (the backfill's read)."""
         ...
 
     def read(self, ids: Sequence[str]) -> Sequence[CompanyChange | CompanyRemoval]:
@@ -150,4 +160,59 @@ class CompanySystem(Protocol):
     def write(self, updates: Updates) -> Sequence[RecordResult]:
         """Set ``values`` (by full attribute name) on each ``(intercom_id, values)``; one result
         per update, in order."""
+        ...
+
+
+#: What the replay's guard asks the target org before anything else.
+ORGANIZATION_QUERY = "SELECT Id, IsSandbox FROM Organization"
+
+
+@dataclass(frozen=True)
+class Organization:
+    """One row of :data:`ORGANIZATION_QUERY`, as answered (the guard judges the values)."""
+
+    id: object
+    is_sandbox: object
+
+
+class SandboxOrg(Protocol):
+    """The Salesforce org a replay writes to, as :mod:`adapters.sync.replay` needs it. Its guard
+    confirms the org is an allowed sandbox (:meth:`organization`) before anything else."""
+
+    #: the Account fields each lookup and read returns (the replay sets them)
+    fields: tuple[str, ...]
+    #: the field the identifier values are looked up in
+    identifier_field: str
+
+    def organization(self) -> Sequence[Organization]:
+        """The rows :data:`ORGANIZATION_QUERY` answers."""
+        ...
+
+    def describe(self) -> Sequence[SalesforceField]:
+        """Every Account field."""
+        ...
+
+    def lookup(self, field: str, keys: Sequence[str]) -> Sequence[AccountChange]:
+        """Snapshots of every account whose ``field`` carries one of ``keys``."""
+        ...
+
+    def read(self, ids: Sequence[str]) -> Sequence[AccountChange | AccountRemoval]:
+        """Snapshots of the accounts ``ids``; a removal for one gone."""
+        ...
+
+    def write(self, updates: Updates) -> Sequence[RecordResult]:
+        """As :meth:`AccountSystem.write`: one result per update, in order."""
+        ...
+
+    def api_usage(self) -> ApiUsage | None:
+        """The API usage the latest answer reported (no call), with the allocation."""
+        ...
+
+    def refresh_api_usage(self) -> ApiUsage | None:
+        """Ask the org for its API usage now (one call)."""
+        ...
+
+    def error_message(self, error: BaseException) -> str | None:
+        """What ``error`` says when it is the org's own (it refused, or could not be reached);
+        ``None`` for any other exception."""
         ...
