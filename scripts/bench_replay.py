@@ -21,6 +21,7 @@ import argparse
 import time
 
 from adapters.demo.story import demo_config
+from adapters.salesforce.sandbox import target_accounts
 from adapters.simulators.salesforce import SalesforceState, create_salesforce_app
 from adapters.simulators.server import serving
 from adapters.sync.fakes import catalog
@@ -30,7 +31,6 @@ from adapters.sync.replay import (
     check_target,
     plan_replay,
     start_run,
-    target_accounts,
 )
 from ledger.application import LedgerApp
 from ledger.facts import AccountChange, CompanyChange

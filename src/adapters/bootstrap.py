@@ -175,8 +175,8 @@ def connections(settings: Settings) -> Iterator[Connections]:
         secret = settings.intercom_client_secret.get_secret_value()
         conn = Connections(
             app=app,
-            salesforce=SalesforceSystem(accounts),
-            intercom=IntercomSystem(companies, secret),
+            salesforce=SalesforceSystem(accounts, batch_size=settings.write_batch_size),
+            intercom=IntercomSystem(companies),
             client_secret=secret,
         )
         yield conn

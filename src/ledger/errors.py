@@ -18,7 +18,7 @@ needs to know which library was involved. The tree (module in brackets)::
     ├── ServiceError              adapters.service.errors: the service cannot start or go on
     ├── WriteRefused              adapters.sync.ports: a system refused a write (and said why)
     ├── BackfillPaused            adapters.sync.backfill: stopped; running it again resumes
-    ├── ReplayError               adapters.sync.replay: a replay cannot go on
+    ├── ReplayError               adapters.sync.replay_request: a replay cannot go on
     │   ├── ReplayRefused             the target is not an allowed sandbox
     │   └── ReplayStopped             stopped part-way; ``run_id`` resumes it
     ├── SalesforceError           adapters.salesforce.client: Salesforce said no

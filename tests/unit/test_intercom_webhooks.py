@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from adapters.bootstrap import open_ledger
 from adapters.intercom.webhooks import (
     MAX_DEPTH,
-    NotificationDeduplicator,
     WebhookRejected,
     parse_notification,
     verify_signature,
@@ -225,28 +224,3 @@ def test_a_notification_nested_within_the_limit_is_kept_and_read_back(tmp_path: 
         assert "NotificationReceived" in [type(e).__name__ for _, e in again.read_events()]
     finally:
         again.close()
-
-
-# -- de-duplication -------------------------------------------------------------------------------
-
-
-def test_deduplicator_reports_repeats() -> None:
-    dedup = NotificationDeduplicator(capacity=10)
-    assert not dedup.seen("a")
-    assert dedup.seen("a")
-    assert not dedup.seen("b")
-
-
-def test_deduplicator_is_bounded_and_forgets_the_oldest() -> None:
-    dedup = NotificationDeduplicator(capacity=3)
-    for notification_id in ("a", "b", "c", "d"):
-        assert not dedup.seen(notification_id)
-    assert len(dedup) == 3
-    assert dedup.seen("d")
-    assert not dedup.seen("a")  # forgotten, so it counts as new again
-    assert len(dedup) == 3
-
-
-def test_deduplicator_refuses_a_useless_capacity() -> None:
-    with pytest.raises(ValueError):
-        NotificationDeduplicator(capacity=0)

@@ -30,6 +30,7 @@ from adapters.cli.common import (
 )
 from adapters.intercom.client import IntercomCompanies
 from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.sandbox import target_accounts
 from adapters.settings import Settings
 from adapters.sync.fakes import catalog
 from adapters.sync.replay import (
@@ -39,7 +40,6 @@ from adapters.sync.replay import (
     ReplayStopped,
     check_target,
     run_replay,
-    target_accounts,
 )
 from ledger.application import LedgerApp
 from ledger.catalog import IntercomAttribute

@@ -29,6 +29,7 @@ from adapters.bootstrap import Service
 from adapters.http.auth import REPLAY_EXECUTE, Scope
 from adapters.http.deps import LedgerDep, ServiceDep
 from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.sandbox import target_accounts
 from adapters.settings import Settings
 from adapters.sync.fakes import catalog
 from adapters.sync.replay import (
@@ -38,7 +39,6 @@ from adapters.sync.replay import (
     check_target,
     load_run,
     run_replay,
-    target_accounts,
 )
 from ledger.catalog import IntercomAttribute
 

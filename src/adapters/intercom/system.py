@@ -40,10 +40,7 @@ class IntercomSystem:
     them and keeps them in the ledger's inbox.
     """
 
-    def __init__(self, companies: IntercomCompanies, client_secret: str | None = None) -> None:
-        # ``client_secret`` is unused since webhooks go to the ledger's inbox; it is accepted
-        # until the composition root (adapters.bootstrap) stops passing it.
-        del client_secret
+    def __init__(self, companies: IntercomCompanies) -> None:
         self.companies = companies
         self._lock = threading.Lock()
         self._company_ids: dict[str, str] = {}

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +21,6 @@ from ledger.facts import CompanyChange, CompanyKind, CompanyRemoval
 
 __all__ = [
     "Notification",
-    "NotificationDeduplicator",
     "WebhookRejected",
     "parse_notification",
     "verify_signature",
@@ -141,28 +138,3 @@ def parse_notification(raw_body: bytes) -> Notification:
         item = _object(_object(data, "data", "notification"), "item", "data")
         fact = _company_fact(topic, item)
     return Notification(id=notification_id, topic=topic, created_at=created_at, fact=fact)
-
-
-class NotificationDeduplicator:
-    """Remembers the last ``capacity`` notification ids (oldest forgotten first); thread-safe."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be positive, got {capacity}")
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def seen(self, notification_id: str) -> bool:
-        """True if this id was seen recently; otherwise remember it and return False."""
-        with self._lock:
-            if notification_id in self._ids:
-                self._ids.move_to_end(notification_id)
-                return True
-            self._ids[notification_id] = None
-            if len(self._ids) > self.capacity:
-                self._ids.popitem(last=False)
-            return False
-
-    def __len__(self) -> int:
-        return len(self._ids)
