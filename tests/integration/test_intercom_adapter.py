@@ -53,6 +53,7 @@ class Launcher:
         *,
         token: str = TOKEN,
         max_retries: int = 5,
+        rate_limit_reserve: int = 10,
         **kwargs: Any,
     ) -> tuple[IntercomCompanies, IntercomState]:
         state = state or IntercomState(now=self.clock, seed=7)
@@ -64,6 +65,7 @@ class Launcher:
             max_retries=max_retries,
             sleep=self.clock.sleep,
             now=self.clock,
+            rate_limit_reserve=rate_limit_reserve,
         )
         self._stack.callback(adapter.close)
         return adapter, state
@@ -207,7 +209,8 @@ def test_429_waits_for_retry_after_and_succeeds(launch: Launcher) -> None:
 
 
 def test_429_beyond_the_retries_raises_rate_limited(launch: Launcher) -> None:
-    adapter, state = launch(rate_limit_per_10s=1, max_retries=0)
+    # without pacing: the client would otherwise wait for the window's reset and never see 429
+    adapter, state = launch(rate_limit_per_10s=1, max_retries=0, rate_limit_reserve=-1)
     state.create_company("c-1", name="Acme")
     adapter.lookup(["c-1"])
 
@@ -348,3 +351,11 @@ def test_company_to_change_flattens_plan_and_custom_attributes() -> None:
         "custom_attributes.tier": "gold",
     }
     assert change.updated_at == 1700000000
+
+
+def test_the_client_paces_itself_instead_of_meeting_the_429(launch: Launcher) -> None:
+    adapter, state = launch(rate_limit_per_10s=1, max_retries=0)
+    state.create_company("c-1", name="Acme")
+    adapter.lookup(["c-1"])
+    assert adapter.lookup(["c-1"])  # waited for the window's reset instead of a 429
+    assert launch.clock.slept

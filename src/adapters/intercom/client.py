@@ -171,9 +171,12 @@ class IntercomCompanies:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        rate_limit_reserve: int = 10,
     ) -> None:
         self.max_retries = max_retries
         self.rate_limit = RateLimit()
+        #: Calls left in the window at which requests wait for the reset (see ``_pace``).
+        self.rate_limit_reserve = rate_limit_reserve
         self._sleep = sleep
         self._now = now
         self._rng = rng or random.Random()
@@ -285,6 +288,7 @@ class IntercomCompanies:
         ``company_not_found`` (any other 404, such as a wrong path, is still an error)."""
         attempt = 0
         while True:
+            self._pace()
             try:
                 response = self._client.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
@@ -361,6 +365,23 @@ class IntercomCompanies:
                 remaining=_header_int(headers, "X-RateLimit-Remaining"),
                 reset=_header_int(headers, "X-RateLimit-Reset"),
             )
+
+    def _pace(self) -> None:
+        """Near the end of the rate-limit window (``X-RateLimit-Remaining`` at or below
+        ``rate_limit_reserve``, a reset ahead), wait for the reset instead of spending the
+        calls other writes in flight need: Intercom's limit is per app, shared by all of them."""
+        limit = self.rate_limit
+        if limit.remaining is None or limit.reset is None:
+            return
+        if limit.remaining <= self.rate_limit_reserve and limit.reset > self._now():
+            delay = min(limit.reset - self._now(), MAX_RATE_LIMIT_WAIT)
+            log.warning(
+                "Intercom rate limit: %d call(s) left in the window; waiting %.1f s for the reset",
+                limit.remaining,
+                delay,
+                extra={"system": "intercom", "remaining": limit.remaining},
+            )
+            self._sleep(delay)
 
     def _rate_limit_wait(self, response: httpx.Response) -> float | None:
         """Seconds to wait after a 429: ``Retry-After``, else until the reset; capped."""

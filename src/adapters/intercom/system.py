@@ -40,8 +40,13 @@ class IntercomSystem:
     them and keeps them in the ledger's inbox.
     """
 
-    def __init__(self, companies: IntercomCompanies) -> None:
+    def __init__(self, companies: IntercomCompanies, *, concurrency: int = 8) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.companies = companies
+        #: Writes in flight at once (Intercom has no batch update; its rate limit is shared
+        #: through ``X-RateLimit-*``, which the client paces itself by).
+        self.concurrency = concurrency
         self._lock = threading.Lock()
         self._company_ids: dict[str, str] = {}
         self._gone: set[str] = set()
@@ -65,8 +70,9 @@ class IntercomSystem:
         return facts
 
     def write(self, updates: Updates) -> list[RecordResult]:
-        """One ``POST /companies`` per company (Intercom has no batch update)."""
-        return write_each(updates, self._write_one)
+        """One ``POST /companies`` per company (Intercom has no batch update), ``concurrency``
+        at a time."""
+        return write_each(updates, self._write_one, concurrency=self.concurrency)
 
     def _write_one(self, intercom_id: str, values: Mapping[str, Any]) -> None:
         company_id = self._company_id(intercom_id)

@@ -10,6 +10,7 @@ in-memory fakes (:mod:`adapters.sync.fakes`) satisfy them. :class:`SandboxOrg` i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,28 +71,35 @@ Updates = Sequence[tuple[str, Mapping[str, Any]]]
 
 
 def write_each(
-    updates: Updates, write_one: Callable[[str, Mapping[str, Any]], Any]
+    updates: Updates,
+    write_one: Callable[[str, Mapping[str, Any]], Any],
+    *,
+    concurrency: int = 1,
 ) -> list[RecordResult]:
-    """For a system without a batch API: one call per record; a :class:`WriteRefused` becomes
-    that record's failed result, anything else propagates."""
-    results: list[RecordResult] = []
-    for record_id, values in updates:
+    """For a system without a batch API: one call per record, up to ``concurrency`` at once
+    (results in the order of ``updates``); a :class:`WriteRefused` becomes that record's failed
+    result, anything else propagates. A call that waits (a rate limit's ``Retry-After``, a
+    backoff) holds up only its own record."""
+
+    def one(update: tuple[str, Mapping[str, Any]]) -> RecordResult:
+        record_id, values = update
         try:
             write_one(record_id, values)
         except WriteRefused as refusal:
-            results.append(
-                RecordResult(
-                    record_id,
-                    False,
-                    refusal.message,
-                    refusal.code,
-                    refusal.fields,
-                    refusal.retryable,
-                )
+            return RecordResult(
+                record_id,
+                False,
+                refusal.message,
+                refusal.code,
+                refusal.fields,
+                refusal.retryable,
             )
-        else:
-            results.append(RecordResult(record_id))
-    return results
+        return RecordResult(record_id)
+
+    if concurrency <= 1 or len(updates) <= 1:
+        return [one(update) for update in updates]
+    with ThreadPoolExecutor(min(concurrency, len(updates)), thread_name_prefix="write") as pool:
+        return list(pool.map(one, updates))
 
 
 def usage_tier(usage: ApiUsage | None) -> Tier:
