@@ -45,7 +45,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-PARTS = ("ingest", "intake", "latency", "api", "rebuild", "scaling")
+PARTS = ("ingest", "intake", "latency", "api", "rebuild", "scaling", "faults")
 PROJECTIONS_SCRIPT = ROOT / "scripts" / "bench_projections.py"
 
 
@@ -67,6 +67,8 @@ class Sizes:
     scaling_sizes: tuple[int, ...]
     scaling_repeats: int
     scaling_repeats_largest: int
+    faults_pairs: int
+    faults_repeats: int
 
 
 QUICK = Sizes(
@@ -75,6 +77,7 @@ QUICK = Sizes(
     latency_pairs=20, latency_rate=5.0, latency_seconds=3.0, latency_poll=5.0, latency_repeats=1,
     api_pairs=200, api_keys=100,
     scaling_sizes=(2_000, 10_000), scaling_repeats=1, scaling_repeats_largest=1,
+    faults_pairs=5, faults_repeats=1,
 )  # fmt: skip
 FULL = Sizes(
     ingest_accounts=30_000, ingest_repeats=3,
@@ -83,6 +86,7 @@ FULL = Sizes(
     latency_repeats=3,
     api_pairs=10_000, api_keys=1_800,
     scaling_sizes=(10_000, 100_000, 1_000_000), scaling_repeats=3, scaling_repeats_largest=1,
+    faults_pairs=50, faults_repeats=3,
 )  # fmt: skip
 
 
@@ -307,6 +311,10 @@ def measure(
             lambda n: sizes.scaling_repeats_largest if n == largest else sizes.scaling_repeats,
             progress,
         )
+    if part == "faults":
+        from bench_faults import faults_section
+
+        return faults_section(tmp, sizes.faults_pairs, sizes.faults_repeats, progress)
     raise BenchError(f"unknown part {part!r}")
 
 

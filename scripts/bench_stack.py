@@ -72,6 +72,8 @@ def running_stack(
     webhooks_to_service: bool = False,
     poll_interval: float = 300.0,
     serve_args: Sequence[str] = ("--config", "sync.toml"),
+    sf_options: Sequence[str] = (),
+    ic_options: Sequence[str] = (),
 ) -> Iterator[Stack]:
     """Start the simulators and the service; stop them all on leaving the block."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -91,11 +93,11 @@ def running_stack(
     sf = httpx.Client(base_url=f"http://127.0.0.1:{sf_port}", headers=headers, timeout=30)
     ic = httpx.Client(base_url=f"http://127.0.0.1:{ic_port}", headers=headers, timeout=30)
     try:
-        sf_args = ["simulate", "salesforce", "--port", str(sf_port)]
+        sf_args = ["simulate", "salesforce", "--port", str(sf_port), *sf_options]
         if sf_data is not None:
             (workdir / "sf.json").write_text(json.dumps(sf_data), encoding="utf-8")
             sf_args += ["--data", "sf.json"]
-        ic_args = ["simulate", "intercom", "--port", str(ic_port)]
+        ic_args = ["simulate", "intercom", "--port", str(ic_port), *ic_options]
         (workdir / "ic.json").write_text(
             json.dumps(ic_data or {"data_attributes": [{"name": "plan", "data_type": "string"}]}),
             encoding="utf-8",
