@@ -36,6 +36,7 @@ from adapters.settings import ApiKeys, Settings, SettingsError
 from adapters.store.chain import ChainedRecorder
 from adapters.store.database import LedgerNotFound, StoreUnavailable, ledger_env, safe_url
 from adapters.store.recorders import open_chained_recorder
+from adapters.sync.reconcile import reconcile_intercom
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog, IntercomAttribute
 from ledger.config import ActiveConfig
@@ -281,6 +282,8 @@ def build_service(settings: Settings, conn: Connections, lease: Lease) -> Servic
         lease=lease,
         before_cycle=conn.follow_config,
         on_report=lambda _report: _follow(follower),
+        reconcile=lambda: reconcile_intercom(conn.app, conn.intercom),
+        reconcile_interval=settings.intercom_reconcile_seconds,
     )
     intake = WebhookIntake(conn.app, conn.client_secret, on_kept=worker.wake)
 

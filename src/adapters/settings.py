@@ -29,6 +29,7 @@ are held as :class:`~pydantic.SecretStr` (or :class:`ApiKeys`) and never appear 
 | `SYNCLEDGER_PORT` | `8000` | Port the HTTP API listens on (1–65535). |
 | `SYNCLEDGER_WRITE_BATCH_SIZE` | `200` | Records per Salesforce write batch (1–200). |
 | `SYNCLEDGER_API_KEYS` | unset | HTTP API keys and their scopes: comma-separated `KEY=scope+scope` entries, e.g. `k1=audit:read,k2=audit:read+sync:operate+replay:execute`. Scopes: `audit:read`, `sync:operate`, `replay:execute`. Secret. |
+| `SYNCLEDGER_INTERCOM_RECONCILE_SECONDS` | `10800` | Seconds between reconciliations with Intercom (on start, then this often): companies changed without a webhook reaching the service are synced. A number > 0. |
 | `SYNCLEDGER_LOG_FORMAT` | unset | `json` or `text`; unset means JSON when stderr is not a terminal, text when it is. |
 | `SYNCLEDGER_LOG_LEVEL` | `INFO` | The least severe log records written: `DEBUG`, `INFO`, `WARNING` or `ERROR`. |
 | `SYNCLEDGER_REPLAY_ALLOWED_ORGS` | unset | Comma-separated Salesforce org Ids (15 or 18 letters and digits) that replays may target. |
@@ -337,6 +338,7 @@ class Settings(BaseSettings):
     replay_allowed_orgs: tuple[str, ...] = ()
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    intercom_reconcile_seconds: float = 10800.0
 
     @classmethod
     def settings_customise_sources(
@@ -399,7 +401,7 @@ class Settings(BaseSettings):
     def _check_allocation(cls, value: Any) -> Any:
         return _parse_int(value, 1, None, "must be a whole number greater than 0")
 
-    @field_validator("poll_interval_seconds", mode="before")
+    @field_validator("poll_interval_seconds", "intercom_reconcile_seconds", mode="before")
     @classmethod
     def _check_poll_interval(cls, value: Any) -> Any:
         what = "must be a number greater than 0"

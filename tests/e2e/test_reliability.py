@@ -180,3 +180,27 @@ def test_commands_that_send_writes_wait_their_turn_beside_serve(
     stack.update_account(sid, Name="Acme Corp")
     assert stack.run("sync", "--once").returncode == 0  # its turn now
     assert stack.company(iid)["name"] == "Acme Corp"
+
+
+def test_a_change_made_while_serve_was_down_is_synced_after_restart(stack: Stack) -> None:
+    """Found by an operator: Intercom gives up on a webhook after its retries; a company
+    changed while serve was down, and not changed again, stayed unsynced until a backfill."""
+    stack.env["SYNCLEDGER_CONFIG_FILE"] = "sync.toml"
+    service = stack.start_service()
+    sid = stack.create_account(Name="Acme", AccountNumber="K-1")
+    stack.upsert_company(company_id="K-1", name="Acme", industry="Banking")
+    wait_for(lambda: stack.account(sid)["Industry"] == "Banking", "the pair synced")
+    service.send_signal(signal.SIGTERM)
+    service.wait(30)
+    stack.upsert_company(company_id="K-1", industry="Retail")
+    time.sleep(3)  # the simulator gives up on the webhook after ~1.5 s of retries
+    assert stack.account(sid)["Industry"] == "Banking"
+    stack.start_service()
+    wait_for(lambda: stack.account(sid)["Industry"] == "Retail", "the missed change synced")
+    kept = [
+        e.notification_id
+        for e in stack.events()
+        if isinstance(e, ev.NotificationReceived) and e.notification_id.startswith("reconcile:")
+    ]
+    assert kept, "reconciled, not backfilled"
+    assert not any(type(e).__name__.startswith("Backfill") for e in stack.events())

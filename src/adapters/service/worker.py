@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from adapters.service.lease import Lease, ProcessLease
 from adapters.sync.cycle import CycleReport, run_cycle
 from adapters.sync.ports import AccountSystem, CompanySystem
+from adapters.sync.reconcile import ReconcileReport
 from ledger.application import LedgerApp
 from ledger.errors import SyncLedgerError
 
@@ -36,6 +37,7 @@ class WorkerStatus:
     last_error: str = ""
     last_cycle_at: float | None = None
     leader: bool = False
+    reconciled: int = 0
     last_report: CycleReport | None = None
     totals: dict[str, int] = field(default_factory=dict)
 
@@ -57,6 +59,8 @@ class SyncWorker:
         max_backoff: float = 60.0,
         before_cycle: Callable[[], None] = lambda: None,
         on_report: Callable[[CycleReport], None] = lambda _: None,
+        reconcile: Callable[[], ReconcileReport] | None = None,
+        reconcile_interval: float = 3 * 3600.0,
     ) -> None:
         self.app = app
         self.salesforce = salesforce
@@ -69,6 +73,9 @@ class SyncWorker:
         self.max_backoff = max_backoff
         self.before_cycle = before_cycle
         self.on_report = on_report
+        self.reconcile = reconcile
+        self.reconcile_interval = reconcile_interval
+        self._next_reconcile = time.monotonic()  # on start, then every reconcile_interval
         self.status = WorkerStatus()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -112,6 +119,7 @@ class SyncWorker:
                 self._stop.wait(self.idle_check)
                 continue
             self.status.leader = True
+            self._reconcile_if_due()
             started = time.monotonic()
             try:
                 self.before_cycle()
@@ -126,6 +134,28 @@ class SyncWorker:
                 next_poll = last_cycle + self.poll_interval
                 self.status.polls += 1
             self._done(report, poll, time.monotonic() - started)
+
+    def _reconcile_if_due(self) -> None:
+        """On start and every ``reconcile_interval``: keep in the inbox the Intercom changes
+        whose webhooks never arrived (:mod:`adapters.sync.reconcile`); a failure is retried in
+        a minute and never stops the sync."""
+        if self.reconcile is None or time.monotonic() < self._next_reconcile:
+            return
+        try:
+            found = self.reconcile()
+        except Exception as exc:
+            self._next_reconcile = time.monotonic() + min(60.0, self.reconcile_interval)
+            log.warning("reconciliation with Intercom failed, retrying in a minute: %s", exc)
+            return
+        self._next_reconcile = time.monotonic() + self.reconcile_interval
+        self.status.reconciled += 1
+        log.info(
+            "reconciled with Intercom: %d companies listed, %d changed unheard of, %d removed",
+            found.scanned,
+            found.changed,
+            found.removed,
+            extra={"scanned": found.scanned, "changed": found.changed, "removed": found.removed},
+        )
 
     def _follow_leader(self) -> None:
         """A standby keeps its view of the ledger current (what its /health reports), so it
