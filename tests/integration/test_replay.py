@@ -35,7 +35,7 @@ from adapters.simulators.salesforce import SalesforceState, create_salesforce_ap
 from adapters.simulators.server import serving
 from adapters.store.database import ledger_env
 from adapters.sync.cycle import run_cycle
-from adapters.sync.replay import ReplayRefused, ReplayRequest, check_target
+from adapters.sync.replay import ReplayRefused, ReplayRequest, check_target, run_replay
 from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.catalog import FieldCatalog
@@ -358,6 +358,47 @@ def test_a_replay_killed_midway_and_resumed_writes_everything_exactly_once(
         assert len(batch2.already) == 200 and batch2.results == []  # found applied, not resent
         [finished] = w.app.events_of_type(ev.ReplayFinished)
         assert finished.outcome == "completed" and finished.applied == 700
+
+
+class OrgSwitchAfterWrites:
+    """ASGI middleware on the sandbox: after ``after`` collection writes, the session lands in
+    another org (its Organization query answers production's row), as a re-pointed session or
+    a login that now lands elsewhere would."""
+
+    def __init__(self, sandbox: Any, other: Any, after: int) -> None:
+        self.sandbox, self.other, self.after, self.writes = sandbox, other, after, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/composite/sobjects"):
+            self.writes += scope["method"] == "PATCH"
+        asks_org = b"Organization" in scope.get("query_string", b"").replace(b"%20", b" ")
+        target = self.other if asks_org and self.writes >= self.after else self.sandbox
+        await target(scope, receive, send)
+
+
+def test_the_guard_is_checked_again_on_the_writing_connection_before_every_batch(
+    tmp_path: Path,
+) -> None:
+    """Found by an attacker: the guard checked the org on one connection and the writes went
+    on another (the HTTP route even opened a fresh one after the check)."""
+    with ExitStack() as stack:
+        w = build_world(stack, tmp_path, 700)  # 4 batches
+        sandbox_app = create_salesforce_app(w.sandbox, sandbox=True, org_id=SANDBOX_ORG)
+        production = create_salesforce_app(SalesforceState(), sandbox=False, org_id=PROD_ORG)
+        target = stack.enter_context(
+            serving(OrgSwitchAfterWrites(sandbox_app, production, after=2))
+        )
+        request = ReplayRequest(target_instance_url=target.url, target_session_id="sim-token")
+        with target_accounts(request) as accounts:
+            org = check_target(accounts, [SANDBOX_ORG], target.url)
+            with pytest.raises(ReplayRefused, match=f"now writes to org {PROD_ORG}"):
+                run_replay(w.app, accounts, request, org, [])
+        w.app.catch_up()
+        applied = w.app.events_of_type(ev.ReplayBatchApplied)
+        assert [a.batch for a in applied] == [1, 2]  # nothing sent once the org changed
+        planned = w.app.events_of_type(ev.ReplayBatchPlanned)
+        sent = [x for p in planned if p.batch in (1, 2) for x in p.writes]
+        assert sum(written(w.sandbox).values()) == len(sent)
 
 
 def test_replay_pauses_at_the_bulk_tier_and_resumes(

@@ -159,6 +159,7 @@ def apply_run(
             continue
         _check_budget(app, target, status)
         with _paused_if_unanswered(app, target, status):
+            _same_org(target, status.started.target_org_id)
             outcome = _send_batch(target, writes, recheck=resumed or batch in status.applied)
         app.record_run(
             stream, [(ev.ReplayBatchApplied, {"run_id": status.run_id, "batch": batch, **outcome})]
@@ -233,6 +234,19 @@ def _pause(app: LedgerApp, status: RunStatus, reason: str) -> None:
         f"--resume {status.run_id}) to continue",
         status.run_id,
     )
+
+
+def _same_org(target: SandboxOrg, org_id: str) -> None:
+    """The guard, bound to the connection that writes: before every batch, the org this
+    connection writes to must still be the one the guard allowed (a session re-pointed at
+    another org, or a login that now lands elsewhere, is refused)."""
+    rows = target.organization()
+    now = str(rows[0].id) if len(rows) == 1 else None
+    if now is None or (now != org_id and now[:15] != org_id[:15]):
+        raise ReplayRefused(
+            f"refused: the connection now writes to org {now or 'unknown'}, not the allowed "
+            f"sandbox {org_id}; nothing more was written"
+        )
 
 
 def _send_batch(
