@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -32,6 +33,7 @@ from adapters.salesforce.client import SalesforceError
 from adapters.salesforce.sandbox import target_accounts
 from adapters.settings import Settings
 from adapters.sync.fakes import catalog
+from adapters.sync.ports import SandboxOrg
 from adapters.sync.replay import (
     ReplayError,
     ReplayRequest,
@@ -117,16 +119,23 @@ def start(
 ) -> JSONResponse:
     """Check the target org, then plan and apply in the background."""
     replay = _replay_request(body, request)
+    # One connection for the guard and the writes: it stays open for the background work,
+    # which checks the org on it again before every batch.
+    connection = ExitStack()
     try:
-        with target_accounts(replay) as accounts:
-            org = check_target(accounts, settings.replay_allowed_orgs, replay.target_instance_url)
+        accounts = connection.enter_context(target_accounts(replay))
+        org = check_target(accounts, settings.replay_allowed_orgs, replay.target_instance_url)
     except ReplayError as exc:
+        connection.close()
         raise HTTPException(422, str(exc)) from None
+    except BaseException:
+        connection.close()
+        raise
     run_id = body.resume or uuid.uuid4().hex
     runs.claim(run_id)
     threading.Thread(
         target=_work,
-        args=(service, replay, org, body.resume, run_id, runs),
+        args=(service, replay, (connection, accounts), org, body.resume, run_id, runs),
         name=f"replay-{run_id}",
         daemon=True,
     ).start()
@@ -172,14 +181,17 @@ def _replay_request(body: ReplayBody, request: Request) -> ReplayRequest:
 def _work(
     service: Service,
     replay: ReplayRequest,
+    target: tuple[ExitStack, SandboxOrg],
     org: TargetOrg,
     resume: str | None,
     run_id: str,
     runs: ReplayRuns,
 ) -> None:
-    """Plan and apply (in a background thread), and settle the run's memo."""
+    """Plan and apply (in a background thread) on the connection the guard checked, close it,
+    and settle the run's memo."""
+    connection, accounts = target
     try:
-        with target_accounts(replay) as accounts:
+        with connection:
             run_replay(
                 service.ledger,
                 accounts,
