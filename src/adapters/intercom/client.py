@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import httpx
 
+from adapters.intercom.companies import CUSTOM_PREFIX, STANDARD_ATTRIBUTES, company_to_change
 from adapters.intercom.errors import (
     IntercomAuthError,
     IntercomError,
@@ -42,7 +43,7 @@ from adapters.intercom.errors import (
     IntercomUnavailable,
 )
 from ledger.catalog import IntercomAttribute
-from ledger.facts import CompanyChange, CompanyKind, CompanyRemoval
+from ledger.facts import CompanyChange, CompanyRemoval
 
 __all__ = [
     "STANDARD_ATTRIBUTES",
@@ -58,20 +59,6 @@ __all__ = [
 
 JSON = dict[str, Any]
 
-STANDARD_ATTRIBUTES = (
-    "name",
-    "website",
-    "industry",
-    "size",
-    "monthly_spend",
-    "remote_created_at",
-    "created_at",
-    "updated_at",
-    "last_request_at",
-    "session_count",
-    "user_count",
-)
-CUSTOM_PREFIX = "custom_attributes."
 MAX_RATE_LIMIT_WAIT = 60.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -86,31 +73,6 @@ class RateLimit:
     limit: int | None = None
     remaining: int | None = None
     reset: int | None = None
-
-
-def company_to_change(company: Mapping[str, Any], kind: CompanyKind, source: str) -> CompanyChange:
-    """Flatten an Intercom company object into a :class:`CompanyChange`.
-
-    Attributes are keyed by full name: standard ones as is, ``plan.name`` from ``plan``, and
-    ``custom_attributes.<k>`` for each custom attribute. Missing standard attributes are omitted.
-    """
-    attributes: dict[str, Any] = {k: company[k] for k in STANDARD_ATTRIBUTES if k in company}
-    plan = company.get("plan")
-    if isinstance(plan, Mapping) and plan.get("name") is not None:
-        attributes["plan.name"] = plan["name"]
-    custom = company.get("custom_attributes")
-    if isinstance(custom, Mapping):
-        for key, value in custom.items():
-            attributes[f"{CUSTOM_PREFIX}{key}"] = value
-    company_id = company.get("company_id")
-    return CompanyChange(
-        intercom_id=str(company["id"]),
-        company_id=str(company_id) if company_id is not None else None,
-        attributes=attributes,
-        updated_at=int(company.get("updated_at") or 0),
-        kind=kind,
-        source=source,
-    )
 
 
 def _header_int(headers: httpx.Headers, name: str) -> int | None:

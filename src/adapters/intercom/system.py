@@ -13,13 +13,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from adapters.intercom.client import (
-    CUSTOM_PREFIX,
     IntercomAuthError,
     IntercomCompanies,
     IntercomError,
     IntercomRateLimited,
     IntercomUnavailable,
 )
+from adapters.intercom.companies import CUSTOM_PREFIX
 from adapters.sync.ports import RecordResult, Updates, WriteRefused, write_each
 from ledger.facts import (
     CompanyChange,

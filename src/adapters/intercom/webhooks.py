@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.intercom.client import company_to_change
+from adapters.intercom.companies import company_to_change
 from ledger.errors import SyncLedgerError
 from ledger.facts import CompanyChange, CompanyKind, CompanyRemoval
 
