@@ -36,7 +36,6 @@ from ledger.facts import (
     Fact,
     LookupAnswer,
     WriteOutcome,
-    fact_from_dict,
 )
 from ledger.state import IdentityLink, LedgerState, PendingWrite
 from ledger.validation import resolve_config
@@ -44,6 +43,8 @@ from ledger.values import key_of
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+#: An event but for its stamp (see :meth:`LedgerApp.record_run`).
+Draft = Callable[..., ev.LedgerEvent]
 
 #: How many times a decision is retried after losing a race with another process.
 MAX_ATTEMPTS = 20
@@ -145,7 +146,7 @@ class LedgerApp(Application[UUID]):
         """Notifications received and not yet decided on, oldest first."""
         with self._lock:
             self.catch_up()
-            return [(n, fact_from_dict(f)) for n, f in self.state.inbox.items()]
+            return list(self.state.inbox.items())
 
     def apply_config(self, config: SyncConfig, catalog: FieldCatalog) -> ActiveConfig:
         """Validate ``config`` against ``catalog`` and put it in force as the next version.
@@ -200,16 +201,17 @@ class LedgerApp(Application[UUID]):
                         if not decider.events:
                             return Recorded((), self.state.position)
                         decider.emit(
-                            ev.LedgerAdvanced,
-                            ids.HEAD_STREAM,
-                            summary=summary,
-                            events=len(decider.events),
+                            ev.LedgerAdvanced(
+                                **decider.stamp(ids.HEAD_STREAM),
+                                summary=summary,
+                                events=len(decider.events),
+                            )
                         )
                         recordings = self.save(*decider.events)
                 except IntegrityError:
                     continue  # another process appended first: catch up and decide again
                 position = max(r.notification.id for r in recordings)
-                self.state.scalars["position"] = position
+                self.state.set_position(position)
                 return Recorded(tuple(decider.events), position)
             raise LedgerBusyError(
                 f"gave up after {MAX_ATTEMPTS} attempts: other processes kept appending"
@@ -227,7 +229,7 @@ class LedgerApp(Application[UUID]):
                     self.state.apply(event, notification.id)
                     applied += 1
                 else:
-                    self.state.scalars["position"] = notification.id
+                    self.state.set_position(notification.id)
             return applied
 
     def _notifications_after(
@@ -375,15 +377,15 @@ class LedgerApp(Application[UUID]):
         """
         return self._transact("configuration", lambda d: d.configure(config))
 
-    def record_run(
-        self, stream: UUID, items: Sequence[tuple[type[ev.LedgerEvent], Mapping[str, Any]]]
-    ) -> Recorded:
-        """Append ``(event class, fields)`` items to a run's ``stream`` in one transaction."""
-        chosen = list(items)
+    def record_run(self, stream: UUID, drafts: Sequence[Draft]) -> Recorded:
+        """Append events to a run's ``stream`` in one transaction. Each draft is an event
+        class given every field but its :class:`~ledger.events.Stamp`, which the transaction
+        adds: ``functools.partial(ev.ReplayPaused, run_id=..., reason=...)``."""
+        chosen = list(drafts)
 
         def decide(d: Decider) -> None:
-            for cls, fields in chosen:
-                d.emit(cls, stream, **fields)
+            for draft in chosen:
+                d.emit(draft(**d.stamp(stream)))
 
         return self._transact(f"run {stream}", decide)
 

@@ -49,6 +49,7 @@ from ledger.facts import (
 )
 from ledger.state import AccountRecord, CompanyRecord, IdentityLink, LedgerState, PendingWrite
 from ledger.values import Rejected, convert, is_empty, key_of, same_value
+from ledger.writes import AttributeDecision, PlannedWrite, RejectedWrite, SkippedWrite
 
 E = TypeVar("E", bound=ev.LedgerEvent)
 
@@ -98,10 +99,17 @@ class Decider:
 
     # --- emitting ------------------------------------------------------------------------
 
-    def emit(self, cls: type[E], stream: UUID, **fields: Any) -> E:
-        """Create the next event of ``stream`` and apply it to the state."""
-        version = self.state.versions.get(stream, 0) + 1
-        event = cls(originator_id=stream, originator_version=version, timestamp=self.now, **fields)
+    def stamp(self, stream: UUID) -> ev.Stamp:
+        """Where and when the next event of ``stream`` goes: build it on this, then
+        :meth:`emit` it (``self.emit(ev.NotSynced(**self.stamp(stream), ...))``)."""
+        return {
+            "originator_id": stream,
+            "originator_version": self.state.versions.get(stream, 0) + 1,
+            "timestamp": self.now,
+        }
+
+    def emit(self, event: E) -> E:
+        """Apply ``event`` (built on :meth:`stamp`) to the state and keep it."""
         self.state.apply(event)
         self.events.append(event)
         return event
@@ -112,11 +120,12 @@ class Decider:
         """Put ``config`` in force; a new identifier field unmatches every mapping."""
         previous = self.state.config
         fact = self.emit(
-            ev.ConfigurationApplied,
-            ids.CONFIG_STREAM,
-            version=config.version,
-            config=config.to_dict(),
-            previous_identifier_field=previous.identifier_field,
+            ev.ConfigurationApplied(
+                **self.stamp(ids.CONFIG_STREAM),
+                version=config.version,
+                config=config.to_dict(),
+                previous_identifier_field=previous.identifier_field,
+            )
         )
         if config.identifier != previous.identifier:
             for link in sorted(self.state.links.values(), key=lambda lk: lk.company_id):
@@ -168,27 +177,29 @@ class Decider:
             "snapshot": ev.CompanyObserved,
         }[kind]
         fact = self.emit(
-            cls,
-            ids.company_stream(change.intercom_id),
-            intercom_id=change.intercom_id,
-            company_id=change.company_id or None,
-            attributes=attrs,
-            updated_at=change.updated_at,
-            changed=changed,
-            source=change.source,
+            cls(
+                **self.stamp(ids.company_stream(change.intercom_id)),
+                intercom_id=change.intercom_id,
+                company_id=change.company_id or None,
+                attributes=attrs,
+                updated_at=change.updated_at,
+                changed=changed,
+                source=change.source,
+            )
         )
         cause = fact.ref
         iid = change.intercom_id
         self._rejudge_record(ev.INTERCOM, iid, cause)
         if not change.company_id:
             self.emit(
-                ev.RecordIgnored,
-                fact.originator_id,
-                system=ev.INTERCOM,
-                record_id=iid,
-                reason="company has no company_id (created automatically during qualification);"
-                " such companies are never synced",
-                cause=cause,
+                ev.RecordIgnored(
+                    **self.stamp(fact.originator_id),
+                    system=ev.INTERCOM,
+                    record_id=iid,
+                    reason="company has no company_id (created automatically during "
+                    "qualification); such companies are never synced",
+                    cause=cause,
+                )
             )
             return
         if kind == "snapshot":
@@ -200,12 +211,13 @@ class Decider:
             and _is_echo(prev.expected, attrs, changed)
         ):
             self.emit(
-                ev.EchoRecognised,
-                fact.originator_id,
-                system=ev.INTERCOM,
-                record_id=iid,
-                fields=changed,
-                cause=cause,
+                ev.EchoRecognised(
+                    **self.stamp(fact.originator_id),
+                    system=ev.INTERCOM,
+                    record_id=iid,
+                    fields=changed,
+                    cause=cause,
+                )
             )
             return
         key = change.company_id
@@ -238,11 +250,12 @@ class Decider:
             return
         company_id = removal.company_id or (prev.company_id if prev else None)
         fact = self.emit(
-            ev.CompanyDeleted,
-            ids.company_stream(removal.intercom_id),
-            intercom_id=removal.intercom_id,
-            company_id=company_id,
-            source=removal.source,
+            ev.CompanyDeleted(
+                **self.stamp(ids.company_stream(removal.intercom_id)),
+                intercom_id=removal.intercom_id,
+                company_id=company_id,
+                source=removal.source,
+            )
         )
         if company_id:
             link = st.links.get(company_id)
@@ -280,42 +293,51 @@ class Decider:
         old_key = None if before is None else key_of(before.get(ident.name), ident.type)
         new_key = key_of(fields.get(ident.name), ident.type)
         changed = changed_keys(before, fields, SALESFORCE_SYSTEM_FIELDS)
-        common: dict[str, Any] = {
-            "salesforce_id": sid,
-            "fields": fields,
-            "system_modstamp": change.system_modstamp,
-            "is_person_account": change.is_person_account,
-            "changed": changed,
-            "source": change.source,
-        }
         stream = ids.account_stream(sid)
         fact: ev.AccountFact
-        if snapshot:
-            fact = self.emit(ev.AccountObserved, stream, **common)
-        elif before is None:
-            fact = self.emit(ev.AccountCreated, stream, **common)
-        elif old_key != new_key:
-            fact = self.emit(
-                ev.AccountIdentifierChanged,
-                stream,
-                **common,
+        if not snapshot and before is not None and old_key != new_key:
+            fact = ev.AccountIdentifierChanged(
+                **self.stamp(stream),
+                salesforce_id=sid,
+                fields=fields,
+                system_modstamp=change.system_modstamp,
+                is_person_account=change.is_person_account,
+                changed=changed,
+                source=change.source,
                 identifier_field=ident.name,
                 old_value=old_key,
                 new_value=new_key,
             )
         else:
-            fact = self.emit(ev.AccountUpdated, stream, **common)
+            cls: type[ev.AccountFact] = (
+                ev.AccountObserved
+                if snapshot
+                else ev.AccountCreated
+                if before is None
+                else ev.AccountUpdated
+            )
+            fact = cls(
+                **self.stamp(stream),
+                salesforce_id=sid,
+                fields=fields,
+                system_modstamp=change.system_modstamp,
+                is_person_account=change.is_person_account,
+                changed=changed,
+                source=change.source,
+            )
+        self.emit(fact)
         cause = fact.ref
         self._rejudge_record(ev.SALESFORCE, sid, cause)
         linked_key = st.link_by_account.get(sid)
         if change.is_person_account:
             self.emit(
-                ev.RecordIgnored,
-                stream,
-                system=ev.SALESFORCE,
-                record_id=sid,
-                reason="person account: only business accounts are synced",
-                cause=cause,
+                ev.RecordIgnored(
+                    **self.stamp(stream),
+                    system=ev.SALESFORCE,
+                    record_id=sid,
+                    reason="person account: only business accounts are synced",
+                    cause=cause,
+                )
             )
             if linked_key is not None:
                 self.unmap_pair(st.links[linked_key], "account is a person account", cause)
@@ -337,12 +359,13 @@ class Decider:
             and _is_echo(prev.expected, fields, changed)
         ):
             self.emit(
-                ev.EchoRecognised,
-                stream,
-                system=ev.SALESFORCE,
-                record_id=sid,
-                fields=changed,
-                cause=cause,
+                ev.EchoRecognised(
+                    **self.stamp(stream),
+                    system=ev.SALESFORCE,
+                    record_id=sid,
+                    fields=changed,
+                    cause=cause,
+                )
             )
             return
         trigger = {
@@ -373,11 +396,12 @@ class Decider:
         if prev is not None and prev.deleted:
             return
         fact = self.emit(
-            ev.AccountDeleted,
-            ids.account_stream(removal.salesforce_id),
-            salesforce_id=removal.salesforce_id,
-            deleted_at=removal.deleted_at,
-            source=removal.source,
+            ev.AccountDeleted(
+                **self.stamp(ids.account_stream(removal.salesforce_id)),
+                salesforce_id=removal.salesforce_id,
+                deleted_at=removal.deleted_at,
+                source=removal.source,
+            )
         )
         key = st.link_by_account.get(removal.salesforce_id)
         if key is not None:
@@ -403,12 +427,13 @@ class Decider:
             if self.state.looked_up.get((answer.system, answer.field, key)) == tuple(found):
                 continue  # the same answer again
             self.emit(
-                ev.LookupAnswered,
-                ids.lookup_stream(answer.system, answer.field, key),
-                system=answer.system,
-                field=answer.field,
-                key=key,
-                found=found,
+                ev.LookupAnswered(
+                    **self.stamp(ids.lookup_stream(answer.system, answer.field, key)),
+                    system=answer.system,
+                    field=answer.field,
+                    key=key,
+                    found=found,
+                )
             )
 
     def write_outcome(self, outcome: WriteOutcome) -> None:
@@ -419,25 +444,27 @@ class Decider:
         stream = ids.record_stream(pw.system, pw.record_id)
         if outcome.ok:
             self.emit(
-                ev.WriteApplied,
-                stream,
-                system=pw.system,
-                record_id=pw.record_id,
-                write=dict(pw.write),
-                before=outcome.before,
-                api_call=dict(outcome.api_call),
+                ev.WriteApplied(
+                    **self.stamp(stream),
+                    system=pw.system,
+                    record_id=pw.record_id,
+                    write=pw.write.stored(),
+                    before=outcome.before,
+                    api_call={} if outcome.api_call is None else outcome.api_call.stored(),
+                )
             )
         else:
             self.emit(
-                ev.WriteFailed,
-                stream,
-                system=pw.system,
-                record_id=pw.record_id,
-                write=dict(pw.write),
-                error=outcome.error,
-                code=outcome.code,
-                retryable=outcome.retryable,
-                attempt=pw.attempts + 1,
+                ev.WriteFailed(
+                    **self.stamp(stream),
+                    system=pw.system,
+                    record_id=pw.record_id,
+                    write=pw.write.stored(),
+                    error=outcome.error,
+                    code=outcome.code,
+                    retryable=outcome.retryable,
+                    attempt=pw.attempts + 1,
+                )
             )
 
     # --- the webhook inbox -------------------------------------------------------------------
@@ -447,10 +474,11 @@ class Decider:
         if notification_id in self.state.notifications_seen:
             return False
         self.emit(
-            ev.NotificationReceived,
-            ids.INBOX_STREAM,
-            notification_id=notification_id,
-            fact=fact_to_dict(fact),
+            ev.NotificationReceived(
+                **self.stamp(ids.INBOX_STREAM),
+                notification_id=notification_id,
+                fact=fact_to_dict(fact),
+            )
         )
         return True
 
@@ -458,7 +486,7 @@ class Decider:
         """Close inbox notifications whose facts this transaction decides on."""
         taken = [n for n in dict.fromkeys(notification_ids) if n in self.state.inbox]
         if taken:
-            self.emit(ev.NotificationsTaken, ids.INBOX_STREAM, notification_ids=taken)
+            self.emit(ev.NotificationsTaken(**self.stamp(ids.INBOX_STREAM), notification_ids=taken))
 
     # --- the systems -----------------------------------------------------------------------
 
@@ -467,38 +495,46 @@ class Decider:
         the budget or more, fell (a new day), or changed the tier or the limits; so a quiet
         sync does not grow the ledger, while the usage curve keeps a 1 % resolution."""
         tier = budget_tier(usage.used, usage.limit, usage.allocation)
-        now = {"used": usage.used, "limit": usage.limit, "allocation": usage.allocation}
         last = self.state.api_usage(usage.system)
-        if last is not None and {**now, "used": last["used"], "tier": tier} == last:
+        if last is not None and (last.limit, last.allocation, last.tier) == (
+            usage.limit,
+            usage.allocation,
+            tier,
+        ):
             step = max(1, daily_budget(usage.limit, usage.allocation) // 100)
-            if 0 <= usage.used - int(last["used"]) < step:
+            if 0 <= usage.used - last.used < step:
                 return
         self.emit(
-            ev.ApiUsageObserved,
-            ids.system_stream(usage.system),
-            **now,
-            system=usage.system,
-            tier=tier,
+            ev.ApiUsageObserved(
+                **self.stamp(ids.system_stream(usage.system)),
+                system=usage.system,
+                used=usage.used,
+                limit=usage.limit,
+                allocation=usage.allocation,
+                tier=tier,
+            )
         )
 
     def deletions_missed(self, fact: DeletionsMissed) -> None:
         """Note that every known record of the system must be read again."""
         if self.state.resync_needed(fact.system) is None:
             self.emit(
-                ev.ResyncNeeded,
-                ids.system_stream(fact.system),
-                system=fact.system,
-                reason=fact.reason,
+                ev.ResyncNeeded(
+                    **self.stamp(ids.system_stream(fact.system)),
+                    system=fact.system,
+                    reason=fact.reason,
+                )
             )
 
     def resync_completed(self, system: str, records_read: int, removed: int) -> None:
         """Close a resync: the records of ``system`` were read again (and ingested before)."""
         self.emit(
-            ev.ResyncCompleted,
-            ids.system_stream(system),
-            system=system,
-            records_read=records_read,
-            removed=removed,
+            ev.ResyncCompleted(
+                **self.stamp(ids.system_stream(system)),
+                system=system,
+                records_read=records_read,
+                removed=removed,
+            )
         )
 
     def give_up(self, write_id: str, rule: str, detail: str) -> None:
@@ -515,29 +551,31 @@ class Decider:
         """Record the mapping ``key``: company ``intercom_id`` ↔ account ``salesforce_id``."""
         st = self.state
         self.emit(
-            ev.IdentityMapped,
-            ids.identity_stream(key),
-            company_id=key,
-            intercom_id=intercom_id,
-            salesforce_id=salesforce_id,
-            identifier_field=st.config.identifier_field,
-            config_version=st.config.version,
-            trigger=trigger,
-            cause=cause,
+            ev.IdentityMapped(
+                **self.stamp(ids.identity_stream(key)),
+                company_id=key,
+                intercom_id=intercom_id,
+                salesforce_id=salesforce_id,
+                identifier_field=st.config.identifier_field,
+                config_version=st.config.version,
+                trigger=trigger,
+                cause=cause,
+            )
         )
         return st.links[key]
 
     def unmap_pair(self, link: IdentityLink, reason: str, cause: str) -> None:
         """End the mapping ``link`` and close the pending writes it no longer allows."""
         self.emit(
-            ev.IdentityUnmapped,
-            ids.identity_stream(link.company_id),
-            company_id=link.company_id,
-            intercom_id=link.intercom_id,
-            salesforce_id=link.salesforce_id,
-            identifier_field=link.identifier_field,
-            reason=reason,
-            cause=cause,
+            ev.IdentityUnmapped(
+                **self.stamp(ids.identity_stream(link.company_id)),
+                company_id=link.company_id,
+                intercom_id=link.intercom_id,
+                salesforce_id=link.salesforce_id,
+                identifier_field=link.identifier_field,
+                reason=reason,
+                cause=cause,
+            )
         )
         self._rejudge_record(ev.SALESFORCE, link.salesforce_id, cause)
         self._rejudge_record(ev.INTERCOM, link.intercom_id, cause)
@@ -621,31 +659,31 @@ class Decider:
         else:
             src_system, src_id, src_values = ev.SALESFORCE, account.salesforce_id, account.fields
             dst_system, dst_id, dst_values = ev.INTERCOM, company.intercom_id, company.attributes
-        planned: list[dict[str, Any]] = []
-        skipped: list[dict[str, Any]] = []
-        rejected: list[dict[str, Any]] = []
+        planned: list[PlannedWrite] = []
+        skipped: list[SkippedWrite] = []
+        rejected: list[RejectedWrite] = []
         for rm in st.config.mappings:
             m = rm.mapping
             if m.direction is not direction or (only is not None and m.source not in only):
                 continue
             source_value = src_values.get(m.source)
             before = dst_values.get(m.destination)
-            item: dict[str, Any] = {
-                "field": m.destination,
-                "type": _destination_type(rm),
-                "source_system": src_system,
-                "source_record_id": src_id,
-                "source_field": m.source,
-                "source_value": source_value,
-                "before": before,
-                "mapping": m.to_dict(),
-                "skip_if_source_empty": m.skip_if_source_empty,
-                "skip_if_destination_has_value": m.skip_if_destination_has_value,
-                "config_version": st.config.version,
-                "company_id": link.company_id,
-                "trigger": trigger,
-                "cause": cause,
-            }
+            decision = AttributeDecision(
+                field=m.destination,
+                type=_destination_type(rm),
+                source_system=src_system,
+                source_record_id=src_id,
+                source_field=m.source,
+                source_value=source_value,
+                before=before,
+                mapping=m,
+                skip_if_source_empty=m.skip_if_source_empty,
+                skip_if_destination_has_value=m.skip_if_destination_has_value,
+                config_version=st.config.version,
+                company_id=link.company_id,
+                trigger=trigger,
+                cause=cause,
+            )
             old = st.pending_by_target.get((dst_system, dst_id, m.destination))
             if old is not None:
                 self._skip(
@@ -655,33 +693,34 @@ class Decider:
                     cause,
                 )
             if m.skip_if_source_empty and is_empty(source_value):
-                skipped.append({**item, "rule": "source_empty", "value": None})
+                skipped.append(decision.skipped("source_empty", None))
                 continue
             conversion = convert(source_value, rm.salesforce, rm.intercom, direction)
             if isinstance(conversion, Rejected):
-                rejected.append({**item, "reason": conversion.reason})
+                rejected.append(decision.rejected(conversion.reason))
                 continue
             value = conversion.value
-            if same_value(value, before, item["type"]):
-                skipped.append({**item, "rule": "already_equal", "value": value})
+            if same_value(value, before, decision.type):
+                skipped.append(decision.skipped("already_equal", value))
             elif m.skip_if_destination_has_value and not is_empty(before):
-                skipped.append({**item, "rule": "destination_has_value", "value": value})
+                skipped.append(decision.skipped("destination_has_value", value))
             else:
                 write_id = ids.write_id(cause, dst_system, dst_id, m.destination)
-                planned.append({**item, "write_id": write_id, "value": value})
+                planned.append(decision.planned(write_id, value))
         if planned or skipped or rejected:
             self.emit(
-                ev.SyncPlanned,
-                ids.record_stream(dst_system, dst_id),
-                system=dst_system,
-                record_id=dst_id,
-                company_id=link.company_id,
-                trigger=trigger,
-                cause=cause,
-                config_version=st.config.version,
-                planned=planned,
-                skipped=skipped,
-                rejected=rejected,
+                ev.SyncPlanned(
+                    **self.stamp(ids.record_stream(dst_system, dst_id)),
+                    system=dst_system,
+                    record_id=dst_id,
+                    company_id=link.company_id,
+                    trigger=trigger,
+                    cause=cause,
+                    config_version=st.config.version,
+                    planned=[w.stored() for w in planned],
+                    skipped=[w.stored() for w in skipped],
+                    rejected=[w.stored() for w in rejected],
+                )
             )
 
     def _not_synced(
@@ -689,25 +728,27 @@ class Decider:
     ) -> None:
         """Record why a change could not sync (no counterpart yet, lost a tie, no key)."""
         self.emit(
-            ev.NotSynced,
-            ids.record_stream(system, record_id),
-            system=system,
-            record_id=record_id,
-            reason=reason,
-            key=key,
-            cause=cause,
+            ev.NotSynced(
+                **self.stamp(ids.record_stream(system, record_id)),
+                system=system,
+                record_id=record_id,
+                reason=reason,
+                key=key,
+                cause=cause,
+            )
         )
 
     def _skip(self, pw: PendingWrite, rule: str, detail: str, cause: str) -> None:
         self.emit(
-            ev.WriteSkipped,
-            ids.record_stream(pw.system, pw.record_id),
-            system=pw.system,
-            record_id=pw.record_id,
-            write=dict(pw.write),
-            rule=rule,
-            detail=detail,
-            cause=cause,
+            ev.WriteSkipped(
+                **self.stamp(ids.record_stream(pw.system, pw.record_id)),
+                system=pw.system,
+                record_id=pw.record_id,
+                write=pw.write.stored(),
+                rule=rule,
+                detail=detail,
+                cause=cause,
+            )
         )
 
     def _rejudge_record(self, system: str, record_id: str, cause: str) -> None:
@@ -725,17 +766,17 @@ class Decider:
     def _verdict(self, pw: PendingWrite) -> tuple[str, str] | None:
         st = self.state
         w = pw.write
-        link = st.links.get(str(w["company_id"]))
+        link = st.links.get(w.company_id)
         ids_now = None if link is None else {link.salesforce_id, link.intercom_id}
-        if ids_now is None or {pw.record_id, w["source_record_id"]} != ids_now:
+        if ids_now is None or {pw.record_id, w.source_record_id} != ids_now:
             return "no_mapping", "the mapping between the two records no longer exists"
-        if not any(rm.mapping.to_dict() == w["mapping"] for rm in st.config.mappings):
+        if not any(rm.mapping == w.mapping for rm in st.config.mappings):
             return "configuration_changed", "the attribute mapping is no longer configured"
         dst = _values_of(st, pw.system, pw.record_id)
         before = dst.get(pw.field)
-        if same_value(pw.value, before, str(w["type"])):
+        if same_value(pw.value, before, w.type):
             return "already_equal", "the destination already holds the value"
-        if w["skip_if_destination_has_value"] and not is_empty(before):
+        if w.skip_if_destination_has_value and not is_empty(before):
             return "destination_has_value", f"the destination now has a value ({before!r})"
         return None
 

@@ -19,15 +19,31 @@ Facts say what a system told us; decisions (``RecordIgnored``, ``NotSynced``,
 ``EchoRecognised``, ``IdentityMapped``/``Unmapped``, ``SyncPlanned``, ``WriteSkipped``) are
 derived from facts and configuration by :mod:`ledger.decisions`; outcomes (``WriteApplied``,
 ``WriteFailed``) are facts again. Event fields are JSON values only, so a stored event decodes
-to an equal event.
+to an equal event (and the projector may decode one without the mapper). Fields holding a
+record as a JSON object (a planned write, a replay's batch) are read through the typed
+properties beside them (``SyncPlanned.writes``, ``WriteApplied.planned_write``, ...), never by
+key.
+
+Every event class is a frozen dataclass (``eventsourcing`` makes it one) and is declared as
+one to the type checker (:func:`typing.dataclass_transform`), so each construction is checked
+field by field: ``ev.NotSynced(**stamp, system=..., reason=..., key=..., cause=...)`` with a
+:class:`Stamp` for the stream, version and time.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict, dataclass_transform
+from uuid import UUID
 
 from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import register_topic
+
+from ledger.budget import Tier
+from ledger.config import ActiveConfig
+from ledger.facts import CompanyChange, CompanyRemoval, fact_from_dict
+from ledger.replay_batches import RecordAnswer, ReplayWrite
+from ledger.writes import PlannedWrite, RejectedWrite, SkippedWrite
 
 SALESFORCE = "salesforce"
 INTERCOM = "intercom"
@@ -36,8 +52,21 @@ INTERCOM = "intercom"
 EVENT_CLASSES: dict[str, type[LedgerEvent]] = {}
 
 
+class Stamp(TypedDict):
+    """Where and when an event is appended: its stream, its version there, and the time."""
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+
+
+@dataclass_transform(frozen_default=True)
 class LedgerEvent(DomainEvent):
-    """Base of all ledger events. ``timestamp`` comes from the injected clock."""
+    """Base of all ledger events. ``timestamp`` comes from the injected clock.
+
+    Typed views of stored JSON fields are plain properties, never cached on the instance: the
+    mapper stores an event's ``__dict__`` as it is.
+    """
 
     TOPIC = ""
 
@@ -220,9 +249,9 @@ UNMAP_REASONS = (
 class SyncPlanned(LedgerEvent):
     """One trigger's attribute decisions for one destination record.
 
-    ``planned``: writes to send (each a write dict, see :mod:`ledger.state`);
-    ``skipped``: ``{field, source_field, rule, detail, ...}`` for rules that held the write back;
-    ``rejected``: values the destination cannot take.
+    ``planned``: writes to send; ``skipped``: values a rule held back; ``rejected``: values the
+    destination cannot take. Each is stored as JSON objects; read them as
+    :attr:`writes`, :attr:`skips` and :attr:`rejections` (:mod:`ledger.writes`).
     """
 
     system: str
@@ -235,34 +264,52 @@ class SyncPlanned(LedgerEvent):
     skipped: list[dict[str, Any]]
     rejected: list[dict[str, Any]]
 
+    @property
+    def writes(self) -> list[PlannedWrite]:
+        return [PlannedWrite.from_stored(d) for d in self.planned]
 
-class WriteSkipped(LedgerEvent):
-    """A planned write will not be sent after all (``rule`` says why)."""
+    @property
+    def skips(self) -> list[SkippedWrite]:
+        return [SkippedWrite.from_stored(d) for d in self.skipped]
+
+    @property
+    def rejections(self) -> list[RejectedWrite]:
+        return [RejectedWrite.from_stored(d) for d in self.rejected]
+
+
+class WriteEvent(LedgerEvent):
+    """An event about one planned write (``write``, stored as a JSON object; read it as
+    :attr:`planned_write`)."""
 
     system: str
     record_id: str
     write: dict[str, Any]
+
+    @property
+    def planned_write(self) -> PlannedWrite:
+        return PlannedWrite.from_stored(self.write)
+
+
+class WriteSkipped(WriteEvent):
+    """A planned write will not be sent after all (``rule`` says why)."""
+
     rule: str
     detail: str
     cause: str
 
 
-class WriteApplied(LedgerEvent):
-    """The destination accepted a write. ``before`` is its value just before the write."""
+class WriteApplied(WriteEvent):
+    """The destination accepted a write. ``before`` is its value just before the write;
+    ``api_call`` the request that carried it (:meth:`ledger.writes.ApiCall.stored`, ``{}``
+    when none was reported)."""
 
-    system: str
-    record_id: str
-    write: dict[str, Any]
     before: Any
     api_call: dict[str, Any]
 
 
-class WriteFailed(LedgerEvent):
+class WriteFailed(WriteEvent):
     """The destination refused a write, or the call failed; retryable ones stay pending."""
 
-    system: str
-    record_id: str
-    write: dict[str, Any]
     error: str
     code: str
     retryable: bool
@@ -282,6 +329,11 @@ class NotificationReceived(LedgerEvent):
     notification_id: str
     fact: dict[str, Any]
 
+    @property
+    def reported(self) -> CompanyChange | CompanyRemoval:
+        """The company change or removal ``fact`` holds."""
+        return fact_from_dict(self.fact)
+
 
 class NotificationsTaken(LedgerEvent):
     """Inbox notifications were decided on, in the same transaction as their facts."""
@@ -299,7 +351,7 @@ class ApiUsageObserved(LedgerEvent):
     used: int
     limit: int
     allocation: int | None
-    tier: str
+    tier: Tier
 
 
 class ResyncNeeded(LedgerEvent):
@@ -365,28 +417,43 @@ class ReplayStarted(LedgerEvent):
     batches: int
     summary: dict[str, Any]
 
+    @property
+    def active_config(self) -> ActiveConfig:
+        """The configuration ``config`` holds."""
+        return ActiveConfig.from_dict(self.config)
+
 
 class ReplayBatchPlanned(LedgerEvent):
     """One batch (at most 200 target records) of a replay's writes, recorded before it is sent.
 
-    ``writes``: ``{record_id, key, field, before, value, type, mapping}`` per field.
+    ``writes``: one stored :class:`~ledger.replay_batches.ReplayWrite` per field; read them as
+    :attr:`replay_writes`.
     """
 
     run_id: str
     batch: int
     writes: list[dict[str, Any]]
 
+    @property
+    def replay_writes(self) -> list[ReplayWrite]:
+        return [ReplayWrite.from_stored(d) for d in self.writes]
+
 
 class ReplayBatchApplied(LedgerEvent):
-    """What the target org answered for one batch: per record ``{record_id, ok, code, message,
-    fields}``; ``already`` lists records found already holding the planned values on resume
-    (not sent again)."""
+    """What the target org answered for one batch: ``results``, one stored
+    :class:`~ledger.replay_batches.RecordAnswer` per record sent (read them as :attr:`answers`);
+    ``already`` lists records found already holding the planned values on resume (not sent
+    again)."""
 
     run_id: str
     batch: int
     results: list[dict[str, Any]]
     already: list[str]
     api_calls: int
+
+    @property
+    def answers(self) -> list[RecordAnswer]:
+        return [RecordAnswer.from_stored(d) for d in self.results]
 
 
 class ReplayPaused(LedgerEvent):

@@ -15,8 +15,11 @@ from typing import Any
 from uuid import UUID
 
 from ledger import events as ev
+from ledger.budget import Tier
 from ledger.config import INITIAL_CONFIG, ActiveConfig
+from ledger.facts import CompanyChange, CompanyRemoval
 from ledger.values import key_of
+from ledger.writes import PlannedWrite
 
 _MISSING = object()
 
@@ -68,25 +71,35 @@ class IdentityLink:
 
 @dataclass(frozen=True)
 class PendingWrite:
-    """A planned write without a final outcome yet. ``write`` is the planned item dict."""
+    """A planned write without a final outcome yet, to ``system``'s record ``record_id``."""
 
     seq: int
     system: str
     record_id: str
-    write: Mapping[str, Any]
+    write: PlannedWrite
     attempts: int = 0
 
     @property
     def write_id(self) -> str:
-        return str(self.write["write_id"])
+        return self.write.write_id
 
     @property
     def field(self) -> str:
-        return str(self.write["field"])
+        return self.write.field
 
     @property
     def value(self) -> Any:
-        return self.write["value"]
+        return self.write.value
+
+
+@dataclass(frozen=True)
+class RecordedUsage:
+    """A system's API usage as the latest ``ApiUsageObserved`` recorded it."""
+
+    used: int
+    limit: int
+    allocation: int | None
+    tier: Tier
 
 
 class LedgerState:
@@ -107,7 +120,7 @@ class LedgerState:
         self.pending_by_record: dict[tuple[str, str], frozenset[str]] = {}
         self.looked_up: dict[tuple[str, str, str], tuple[str, ...]] = {}
         #: webhook notifications received and not yet decided on, oldest first (id -> fact)
-        self.inbox: dict[str, dict[str, Any]] = {}
+        self.inbox: dict[str, CompanyChange | CompanyRemoval] = {}
         #: every notification id ever received (duplicates are dropped durably)
         self.notifications_seen: dict[str, bool] = {}
         self.versions: dict[UUID, int] = {}
@@ -116,7 +129,7 @@ class LedgerState:
             "seq": 0,
             "poll_watermark": None,
             "config": INITIAL_CONFIG,
-            #: system -> the latest ApiUsageObserved as a dict (used, limit, allocation, tier)
+            #: system -> the latest ApiUsageObserved, as a RecordedUsage
             "api_usage": {},
             #: system -> why a resync is needed (absent when none is)
             "resync_needed": {},
@@ -160,16 +173,19 @@ class LedgerState:
         """The notification id of the last event applied."""
         return int(self.scalars["position"])
 
+    def set_position(self, position: int) -> None:
+        """Note that the events up to ``position`` are applied (outside any transaction)."""
+        self.scalars["position"] = position
+
     @property
     def poll_watermark(self) -> str | None:
         """The greatest ``SystemModstamp`` a Salesforce poll has shown us."""
         value = self.scalars["poll_watermark"]
         return None if value is None else str(value)
 
-    def api_usage(self, system: str) -> dict[str, Any] | None:
-        """The latest recorded API usage of ``system`` (``used``, ``limit``, ``allocation``,
-        ``tier``), if any."""
-        usage: dict[str, Any] | None = self.scalars["api_usage"].get(system)
+    def api_usage(self, system: str) -> RecordedUsage | None:
+        """The latest recorded API usage of ``system``, if any."""
+        usage: RecordedUsage | None = self.scalars["api_usage"].get(system)
         return usage
 
     def resync_needed(self, system: str) -> str | None:
@@ -217,8 +233,7 @@ class LedgerState:
             "links": dict(sorted(self.links.items())),
             "link_by_account": dict(sorted(self.link_by_account.items())),
             "pending": [
-                (p.seq, p.system, p.record_id, dict(p.write), p.attempts)
-                for p in self.pending_writes()
+                (p.seq, p.system, p.record_id, p.write, p.attempts) for p in self.pending_writes()
             ],
             "pending_by_target": dict(sorted(self.pending_by_target.items())),
             "pending_by_record": {k: sorted(v) for k, v in sorted(self.pending_by_record.items())},
@@ -372,7 +387,7 @@ class LedgerState:
                 self._pop(self.accounts_by_key, key)
 
     def _on_notification(self, e: ev.NotificationReceived) -> None:
-        self._put(self.inbox, e.notification_id, e.fact)
+        self._put(self.inbox, e.notification_id, e.reported)
         self._put(self.notifications_seen, e.notification_id, True)
 
     def _on_notifications_taken(self, e: ev.NotificationsTaken) -> None:
@@ -380,7 +395,7 @@ class LedgerState:
             self._pop(self.inbox, notification_id)
 
     def _on_api_usage(self, e: ev.ApiUsageObserved) -> None:
-        usage = {"used": e.used, "limit": e.limit, "allocation": e.allocation, "tier": e.tier}
+        usage = RecordedUsage(e.used, e.limit, e.allocation, e.tier)
         self._put(self.scalars, "api_usage", {**self.scalars["api_usage"], e.system: usage})
 
     def _on_resync_needed(self, e: ev.ResyncNeeded) -> None:
@@ -410,10 +425,10 @@ class LedgerState:
             self._pop(self.link_by_account, e.salesforce_id)
 
     def _on_sync_planned(self, e: ev.SyncPlanned) -> None:
-        for item in e.planned:
+        for write in e.writes:
             seq = int(self.scalars["seq"]) + 1
             self._put(self.scalars, "seq", seq)
-            pw = PendingWrite(seq, e.system, e.record_id, dict(item))
+            pw = PendingWrite(seq, e.system, e.record_id, write)
             self._put(self.pending, pw.write_id, pw)
             self._put(self.pending_by_target, (e.system, e.record_id, pw.field), pw.write_id)
             for record in _records_of(pw):
@@ -438,13 +453,14 @@ class LedgerState:
         return pw
 
     def _on_write_closed(self, e: ev.WriteSkipped) -> None:
-        pw = self._close(str(e.write["write_id"]))
+        pw = self._close(e.planned_write.write_id)
         if pw is not None:
             self._drop_expected(pw)
 
     def _on_write_applied(self, e: ev.WriteApplied) -> None:
-        self._close(str(e.write["write_id"]))
-        field_name, value = str(e.write["field"]), e.write["value"]
+        write = e.planned_write
+        self._close(write.write_id)
+        field_name, value = write.field, write.value
         if e.system == ev.SALESFORCE:
             acc = self.accounts.get(e.record_id)
             if acc is not None:
@@ -463,7 +479,7 @@ class LedgerState:
                 )
 
     def _on_write_failed(self, e: ev.WriteFailed) -> None:
-        wid = str(e.write["write_id"])
+        wid = e.planned_write.write_id
         pw = self.pending.get(wid)
         if pw is None:
             return
@@ -501,5 +517,4 @@ class LedgerState:
 
 
 def _records_of(pw: PendingWrite) -> tuple[tuple[str, str], tuple[str, str]]:
-    source = (str(pw.write["source_system"]), str(pw.write["source_record_id"]))
-    return (pw.system, pw.record_id), source
+    return (pw.system, pw.record_id), (pw.write.source_system, pw.write.source_record_id)

@@ -15,13 +15,13 @@ from typing import Any
 from ledger import events as ev
 from ledger.config import ActiveConfig
 from ledger.values import is_empty, key_of, same_value
+from ledger.writes import AttributeDecision, PlannedWrite
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Row = dict[str, Any]
 RecordKey = tuple[str, str]
 
 SYSTEM_NAMES = {ev.INTERCOM: "Intercom", ev.SALESFORCE: "Salesforce"}
-OUTCOMES = (ev.WriteSkipped, ev.WriteApplied, ev.WriteFailed)
 MAPPING_RULES = ("skip_if_source_empty", "skip_if_destination_has_value")
 
 
@@ -51,8 +51,8 @@ def needs(
             records.add((ev.SALESFORCE, e.salesforce_id))
         elif isinstance(e, ev.RecordIgnored):
             records.add((e.system, e.record_id))
-        elif isinstance(e, OUTCOMES):
-            write_ids.add(str(e.write["write_id"]))
+        elif isinstance(e, ev.WriteEvent):
+            write_ids.add(e.planned_write.write_id)
         elif isinstance(e, ev.IdentityMapped | ev.IdentityUnmapped):
             keys.add(e.company_id)
     return records, write_ids, keys
@@ -409,16 +409,16 @@ class Page:
     # --- writes ---------------------------------------------------------------------------
 
     def _planned(self, e: ev.SyncPlanned) -> None:
-        for item in e.planned:
-            wid = str(item["write_id"])
+        for item in e.writes:
+            wid = item.write_id
             self.statuses[wid] = {
                 "write_id": wid,
                 "system": e.system,
                 "record_id": e.record_id,
-                "field": item["field"],
-                "value": item.get("value"),
-                "source_system": item["source_system"],
-                "source_record_id": item["source_record_id"],
+                "field": item.field,
+                "value": item.value,
+                "source_system": item.source_system,
+                "source_record_id": item.source_record_id,
                 "company_id": e.company_id,
                 "status": "planned",
                 "attempts": 0,
@@ -435,27 +435,27 @@ class Page:
                 e.system,
                 e.record_id,
                 "write_planned",
-                f"{item['field']}: write planned {item.get('before')!r} → {item.get('value')!r} "
-                f"(from {item['source_system']} {item['source_field']})",
+                f"{item.field}: write planned {item.before!r} → {item.value!r} "
+                f"(from {item.source_system} {item.source_field})",
                 company_id=e.company_id,
-                field=item["field"],
+                field=item.field,
                 cause=e.cause,
                 config_version=e.config_version,
-                details=_write_details(item),
+                details=_write_details(item, item.value, item.write_id),
             )
-        for item in e.skipped:
+        for skip in e.skips:
             self._entry(
                 e.system,
                 e.record_id,
                 "write_skipped",
-                f"{item['field']}: not written ({item['rule']})",
+                f"{skip.field}: not written ({skip.rule})",
                 company_id=e.company_id,
-                field=item["field"],
+                field=skip.field,
                 cause=e.cause,
                 config_version=e.config_version,
-                details={**_write_details(item), "rule": item["rule"]},
+                details={**_write_details(skip, skip.value), "rule": skip.rule},
             )
-        for item in e.rejected:
+        for rejection in e.rejections:
             self.inserts["rejected"].append(
                 {
                     "position": self._pos,
@@ -464,10 +464,10 @@ class Page:
                     "system": e.system,
                     "record_id": e.record_id,
                     "company_id": e.company_id,
-                    "field": item["field"],
-                    "source_field": item["source_field"],
-                    "source_value": item.get("source_value"),
-                    "reason": item["reason"],
+                    "field": rejection.field,
+                    "source_field": rejection.source_field,
+                    "source_value": rejection.source_value,
+                    "reason": rejection.reason,
                     "config_version": e.config_version,
                     "cause": e.cause,
                 }
@@ -476,23 +476,23 @@ class Page:
                 e.system,
                 e.record_id,
                 "write_rejected",
-                f"{item['field']}: value {item.get('source_value')!r} rejected: {item['reason']}",
+                f"{rejection.field}: value {rejection.source_value!r} rejected: {rejection.reason}",
                 company_id=e.company_id,
-                field=item["field"],
+                field=rejection.field,
                 cause=e.cause,
                 config_version=e.config_version,
-                details={**_write_details(item), "reason": item["reason"]},
+                details={**_write_details(rejection, None), "reason": rejection.reason},
             )
 
-    def _status(self, write: dict[str, Any], **changes: Any) -> None:
-        wid = str(write["write_id"])
+    def _status(self, write: PlannedWrite, **changes: Any) -> None:
+        wid = write.write_id
         row = self.statuses.get(wid)
         if row is not None:
             row.update(changes)
             self.dirty_statuses.add(wid)
 
     def _skipped(self, e: ev.WriteSkipped) -> None:
-        w = e.write
+        w = e.planned_write
         self._status(
             w,
             status="skipped",
@@ -505,42 +505,41 @@ class Page:
             e.system,
             e.record_id,
             "write_skipped",
-            f"{w['field']}: planned write dropped ({e.rule}"
-            + (f": {e.detail})" if e.detail else ")"),
-            company_id=w.get("company_id"),
-            field=w["field"],
+            f"{w.field}: planned write dropped ({e.rule}" + (f": {e.detail})" if e.detail else ")"),
+            company_id=w.company_id,
+            field=w.field,
             cause=e.cause or None,
-            config_version=w.get("config_version"),
-            details={**_write_details(w), "rule": e.rule, "detail": e.detail},
+            config_version=w.config_version,
+            details={**_write_details(w, w.value, w.write_id), "rule": e.rule, "detail": e.detail},
         )
 
     def _applied(self, e: ev.WriteApplied) -> None:
-        w = e.write
-        value, before = w.get("value"), e.before
-        overwrite = not is_empty(before) and not same_value(value, before, str(w.get("type")))
-        status = self.statuses.get(str(w["write_id"]))
+        w = e.planned_write
+        value, before = w.value, e.before
+        overwrite = not is_empty(before) and not same_value(value, before, w.type)
+        status = self.statuses.get(w.write_id)
         self._status(w, status="applied", closed_position=self._pos, closed_at_us=self._at)
         self.inserts["writes"].append(
             {
                 "position": self._pos,
                 "at_us": self._at,
-                "write_id": str(w["write_id"]),
+                "write_id": w.write_id,
                 "system": e.system,
                 "record_id": e.record_id,
-                "company_id": w["company_id"],
-                "field": w["field"],
-                "source_system": w["source_system"],
-                "source_record_id": w["source_record_id"],
-                "source_field": w["source_field"],
-                "source_value": w.get("source_value"),
+                "company_id": w.company_id,
+                "field": w.field,
+                "source_system": w.source_system,
+                "source_record_id": w.source_record_id,
+                "source_field": w.source_field,
+                "source_value": w.source_value,
                 "before": before,
                 "value": value,
                 "overwrite": overwrite,
-                "skip_if_source_empty": bool(w.get("skip_if_source_empty")),
-                "skip_if_destination_has_value": bool(w.get("skip_if_destination_has_value")),
-                "config_version": int(w["config_version"]),
-                "trigger": w["trigger"],
-                "cause": w["cause"],
+                "skip_if_source_empty": w.skip_if_source_empty,
+                "skip_if_destination_has_value": w.skip_if_destination_has_value,
+                "config_version": w.config_version,
+                "trigger": w.trigger,
+                "cause": w.cause,
                 "planned_position": None if status is None else status["planned_position"],
                 "api_call": dict(e.api_call),
             }
@@ -549,13 +548,13 @@ class Page:
             e.system,
             e.record_id,
             "write_applied",
-            f"{w['field']}: {before!r} → {value!r} written" + (" (overwrite)" if overwrite else ""),
-            company_id=w["company_id"],
-            field=w["field"],
-            cause=w["cause"],
-            config_version=int(w["config_version"]),
+            f"{w.field}: {before!r} → {value!r} written" + (" (overwrite)" if overwrite else ""),
+            company_id=w.company_id,
+            field=w.field,
+            cause=w.cause,
+            config_version=w.config_version,
             details={
-                **_write_details(w),
+                **_write_details(w, w.value, w.write_id),
                 "before": before,
                 "overwrite": overwrite,
                 "api_call": dict(e.api_call),
@@ -563,7 +562,7 @@ class Page:
         )
 
     def _failed(self, e: ev.WriteFailed) -> None:
-        w = e.write
+        w = e.planned_write
         closed = {} if e.retryable else {"closed_position": self._pos, "closed_at_us": self._at}
         self._status(
             w,
@@ -576,16 +575,16 @@ class Page:
             e.system,
             e.record_id,
             "write_failed",
-            f"{w['field']}: write failed (attempt {e.attempt}"
+            f"{w.field}: write failed (attempt {e.attempt}"
             + (f", {e.code}" if e.code else "")
             + f"): {e.error}"
             + ("; will retry" if e.retryable else ""),
-            company_id=w.get("company_id"),
-            field=w["field"],
-            cause=w.get("cause"),
-            config_version=w.get("config_version"),
+            company_id=w.company_id,
+            field=w.field,
+            cause=w.cause,
+            config_version=w.config_version,
             details={
-                **_write_details(w),
+                **_write_details(w, w.value, w.write_id),
                 "error": e.error,
                 "code": e.code,
                 "retryable": e.retryable,
@@ -621,15 +620,23 @@ HANDLERS: dict[type[ev.LedgerEvent], Callable[[Page, Any], None]] = {
 }
 
 
-def _write_details(item: dict[str, Any]) -> dict[str, Any]:
+def _write_details(
+    item: AttributeDecision, value: Any, write_id: str | None = None
+) -> dict[str, Any]:
+    """The timeline details every attribute decision shares (``value``: the value decided,
+    ``None`` for a rejected one; ``write_id``: a planned write's)."""
+    rules = {
+        "skip_if_source_empty": item.skip_if_source_empty,
+        "skip_if_destination_has_value": item.skip_if_destination_has_value,
+    }
     return {
-        "write_id": item.get("write_id"),
-        "source_system": item.get("source_system"),
-        "source_record_id": item.get("source_record_id"),
-        "source_field": item.get("source_field"),
-        "source_value": item.get("source_value"),
-        "before": item.get("before"),
-        "value": item.get("value"),
-        "rules": [r for r in MAPPING_RULES if item.get(r)],
-        "trigger": item.get("trigger"),
+        "write_id": write_id,
+        "source_system": item.source_system,
+        "source_record_id": item.source_record_id,
+        "source_field": item.source_field,
+        "source_value": item.source_value,
+        "before": item.before,
+        "value": value,
+        "rules": [r for r in MAPPING_RULES if rules[r]],
+        "trigger": item.trigger,
     }

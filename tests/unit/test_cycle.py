@@ -17,6 +17,7 @@ from ledger import events as ev
 from ledger.application import LedgerApp
 from ledger.config import Direction
 from ledger.decisions import READ_AGAIN
+from ledger.state import RecordedUsage
 from ledger.values import Rejected, convert, is_empty, same_value
 from tests.support import STANDARD_CONFIG, FakeClock
 
@@ -538,9 +539,9 @@ def test_at_80_percent_of_the_allocation_event_sync_pauses_and_then_resumes() ->
     sf.api_calls = 70  # usage is the org's: other integrations' calls count too
     first = run_cycle(app, sf, ic)
     assert (first.tier, first.paused, first.mappings_made) == ("pause_bulk", "", 1)
-    assert app.state.api_usage("salesforce") == {
-        "used": sf.api_calls, "limit": 100_000, "allocation": 100, "tier": "pause_bulk"
-    }  # fmt: skip
+    assert app.state.api_usage("salesforce") == RecordedUsage(
+        used=sf.api_calls, limit=100_000, allocation=100, tier="pause_bulk"
+    )
     sf.api_calls = 85
 
     sf.update(rid, Name="Acme Corp")

@@ -265,8 +265,8 @@ def _write_report(path: Path, p: Any, status: Any) -> None:
                 {"system": s, "field": f, "outcome": o, "rule": r, "count": n}
                 for s, f, o, r, n in plan.counts()
             ],
-            "mappings_gained": plan.gained,
-            "mappings_lost": plan.lost,
+            "mappings_gained": [m.to_dict() for m in plan.gained],
+            "mappings_lost": [m.to_dict() for m in plan.lost],
             "ties": plan.ties,
             "overwrites": [r.to_dict() for r in plan.overwrites],
             "rows": [r.to_dict() for r in plan.rows],
@@ -301,14 +301,14 @@ def _write_report(path: Path, p: Any, status: Any) -> None:
                     [
                         kind,
                         "",
-                        m["key"],
+                        m.key,
                         "",
                         "",
                         "",
                         "",
-                        m["salesforce_id"],
+                        m.salesforce_id,
                         "",
-                        m["intercom_id"],
+                        m.intercom_id,
                         "",
                     ]
                 )
@@ -386,9 +386,7 @@ def whatif_identifier(
         result = identifier_what_if(candidate, accounts, companies, ledger.mappings())
     _render_whatif(result, ledger.config.identifier.name, refresh, out)
     if output is not None:
-        body = {"field": result.candidate, "counts": result.counts(), "stay": result.stay,
-                "lost": result.lost, "new": result.new, "ties": result.ties}  # fmt: skip
-        output.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+        output.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 def _salesforce_catalog(sf: Any) -> Any:
@@ -425,8 +423,8 @@ def _render_whatif(result: Any, current: str, refreshed: bool, out: Console) -> 
     for title, rows in (("lost", result.lost), ("newly matched", result.new)):
         for r in rows[:SHOWN]:
             out.print(
-                f"  {title}: {escape(r['company_id'])} {r['intercom_id']} ↔ {r['salesforce_id']}"
-                f" ({escape(r['why'])})"
+                f"  {title}: {escape(r.company_id)} {r.intercom_id} ↔ {r.salesforce_id}"
+                f" ({escape(r.why)})"
             )
         if len(rows) > SHOWN:
             out.print(f"  … and {len(rows) - SHOWN} more {title} (see --report)")

@@ -47,6 +47,7 @@ from ledger.facts import (
 )
 from ledger.state import PendingWrite
 from ledger.values import is_empty, same_value
+from ledger.writes import ApiCall
 
 #: A write that failed this many times (retryably) is given up.
 MAX_ATTEMPTS = 5
@@ -114,7 +115,7 @@ class CycleReport:
                 self.unmapped_by_reason[e.reason] += 1
             elif isinstance(e, ev.SyncPlanned):
                 self.writes_planned += len(e.planned)
-                self.skipped_by_rule.update(str(s["rule"]) for s in e.skipped)
+                self.skipped_by_rule.update(s.rule for s in e.skips)
                 self.rejected += [
                     {"system": e.system, "record_id": e.record_id, **r} for r in e.rejected
                 ]
@@ -126,10 +127,11 @@ class CycleReport:
                 self._overwrite(e)
             elif isinstance(e, ev.WriteFailed):
                 self.writes_failed += 1
+                w = e.planned_write
                 self.failures.append(
                     {"system": e.system, "record_id": e.record_id,
-                     "company_id": e.write["company_id"], "field": e.write["field"],
-                     "value": e.write["value"], "error": e.error, "code": e.code,
+                     "company_id": w.company_id, "field": w.field,
+                     "value": w.value, "error": e.error, "code": e.code,
                      "retryable": e.retryable}
                 )  # fmt: skip
             elif isinstance(e, ev.RecordIgnored):
@@ -140,22 +142,20 @@ class CycleReport:
         return self
 
     def _overwrite(self, e: ev.WriteApplied) -> None:
-        w = e.write
-        if is_empty(e.before) or same_value(w["value"], e.before, str(w["type"])):
+        w = e.planned_write
+        if is_empty(e.before) or same_value(w.value, e.before, w.type):
             return
-        m = w["mapping"]
-        arrow = "←" if m["direction"] == "salesforce_to_intercom" else "→"
         self.overwrites.append(
             Overwrite(
                 system=e.system,
                 record_id=e.record_id,
-                company_id=str(w["company_id"]),
-                field=str(w["field"]),
+                company_id=w.company_id,
+                field=w.field,
                 before=e.before,
-                after=w["value"],
-                mapping=f"{m['intercom']} {arrow} {m['salesforce']}",
-                config_version=int(w["config_version"]),
-                trigger=str(w["trigger"]),
+                after=w.value,
+                mapping=w.mapping.label,
+                config_version=w.config_version,
+                trigger=w.trigger,
             )
         )
 
@@ -237,7 +237,7 @@ def _tier(app: LedgerApp, salesforce: AccountSystem) -> Tier:
     if usage is not None:
         return budget_tier(usage.used, usage.limit, usage.allocation)
     known = app.state.api_usage(ev.SALESFORCE)
-    return "normal" if known is None else known["tier"]
+    return "normal" if known is None else known.tier
 
 
 def _record_usage(app: LedgerApp, usage: ApiUsage | None) -> list[Recorded]:
@@ -247,14 +247,9 @@ def _record_usage(app: LedgerApp, usage: ApiUsage | None) -> list[Recorded]:
 
 
 def _paused(app: LedgerApp, salesforce: AccountSystem) -> str:
-    live = salesforce.api_usage()
-    known: Mapping[str, Any] = (
-        {"used": live.used, "limit": live.limit, "allocation": live.allocation}
-        if live is not None
-        else app.state.api_usage(ev.SALESFORCE) or {}
-    )
-    used, limit, allocation = known.get("used"), known.get("limit"), known.get("allocation")
-    budget = daily_budget(limit, allocation) if limit is not None else allocation
+    known = salesforce.api_usage() or app.state.api_usage(ev.SALESFORCE)
+    used = None if known is None else known.used
+    budget = None if known is None else daily_budget(known.limit, known.allocation)
     return (
         f"event sync paused: Salesforce API usage {used} of {budget} calls allowed today is "
         "at or above 80 %; it resumes when usage falls"
@@ -364,8 +359,7 @@ def _send(
         again: dict[str, list[PendingWrite]] = {}
         for (record_id, values), result in zip(updates, results, strict=True):
             writes = remaining[record_id]
-            call = {"system": system, "operation": "update", "record_id": record_id,
-                    "fields": sorted(values), **result.api_call}  # fmt: skip
+            call = ApiCall(system, "update", record_id, tuple(sorted(values)), result.api_call)
             if result.ok:
                 before = current.get((system, record_id), {})
                 outcomes += [
