@@ -107,7 +107,7 @@ def test_cycles_converge_mapped_pairs_to_the_directed_values() -> None:
     totals = CycleReport().tally(e for _, e in app.read_events())
     assert totals.writes_applied > 0 and totals.writes_failed == 0
     assert totals.skipped_by_rule["source_empty"] > 0
-    assert any(r["field"] == "Industry" for r in totals.rejected)  # "Space Mining"
+    assert any(r.field == "Industry" for r in totals.rejected)  # "Space Mining"
 
 
 def test_echoes_of_our_writes_cause_no_more_writes() -> None:
@@ -427,8 +427,8 @@ def test_a_refused_value_fails_for_good_and_the_rest_of_the_record_is_written() 
     report = run_cycle(app, sf, ic)
     assert (report.writes_applied, report.writes_failed) == (1, 1)
     [failure] = report.failures
-    assert failure["field"] == "Industry" and not failure["retryable"]
-    assert failure["code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert failure.planned_write.field == "Industry" and not failure.retryable
+    assert failure.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
     assert sf.get(sid) == {**(sf.get(sid) or {}), "Industry": "Banking", "NumberOfEmployees": 99}
     assert app.pending_writes() == []
 

@@ -341,7 +341,7 @@ def sync(
         except (SalesforceError, IntercomError) as exc:
             _fail(f"the cycle stopped: {exc}; nothing is lost, run it again later", 1)
         render_report(report, out)
-    if any(not f["retryable"] for f in report.failures):
+    if any(not f.retryable for f in report.failures):
         raise typer.Exit(1)
 
 
@@ -403,9 +403,9 @@ def render_report(report: CycleReport, out: Console) -> None:
     if report.resync_deferred:
         out.print("[yellow]a resync of Salesforce accounts waits for the API budget[/]")
     for f in report.failures:
-        again = "will retry" if f["retryable"] else "failed for good"
+        again = "will retry" if f.retryable else "failed for good"
         out.print(
-            f"[red]✗[/] {f['system']} {f['record_id']} {f['field']}: {escape(str(f['error']))} "
+            f"[red]✗[/] {f.system} {f.record_id} {f.planned_write.field}: {escape(f.error)} "
             f"({again})"
         )
     for o in report.overwrites:
@@ -471,12 +471,13 @@ def describe(e: ev.LedgerEvent) -> str:
         counts = f"{len(e.planned)} planned, {len(e.skipped)} skipped, {len(e.rejected)} rejected"
         return f"{e.system} {e.record_id}: {counts} ({e.trigger}, v{e.config_version})"
     if isinstance(e, ev.WriteSkipped):
-        return f"{e.system} {e.record_id}.{e.write['field']}: {e.rule}"
+        return f"{e.system} {e.record_id}.{e.planned_write.field}: {e.rule}"
     if isinstance(e, ev.WriteApplied):
-        return f"{e.system} {e.record_id}.{e.write['field']}: {e.before!r} → {e.write['value']!r}"
+        w = e.planned_write
+        return f"{e.system} {e.record_id}.{w.field}: {e.before!r} → {w.value!r}"
     if isinstance(e, ev.WriteFailed):
         again = "will retry" if e.retryable else "final"
-        return f"{e.system} {e.record_id}.{e.write['field']}: {e.code} {e.error} ({again})"
+        return f"{e.system} {e.record_id}.{e.planned_write.field}: {e.code} {e.error} ({again})"
     if isinstance(e, ev.LedgerAdvanced):
         return f"{e.summary} ({e.events} events)"
     return ""

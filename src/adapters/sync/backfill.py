@@ -130,7 +130,7 @@ def run_backfill(
         # a run stopped during a batch's cycle (killed, or an outage) left writes planned:
         # send them before finishing, even when no key is left to decide
         _merge(report.cycles, run_cycle(app, salesforce, intercom, poll_salesforce=False))
-    failed = [f for f in report.cycles.failures if not f["retryable"]]
+    failed = [f for f in report.cycles.failures if not f.retryable]
     pending = len(app.pending_writes())
     still = f", {pending} still pending (the sync retries them)" if pending else ""
     app.record_run(

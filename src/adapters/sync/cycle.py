@@ -47,7 +47,7 @@ from ledger.facts import (
 )
 from ledger.state import PendingWrite
 from ledger.values import is_empty, same_value
-from ledger.writes import ApiCall
+from ledger.writes import ApiCall, RejectedWrite
 
 #: A write that failed this many times (retryably) is given up.
 MAX_ATTEMPTS = 5
@@ -97,8 +97,9 @@ class CycleReport:
     echoes_by_system: Counter[str] = field(default_factory=Counter)
     #: records recorded as never synced (person accounts, companies without company_id)
     ignored: set[tuple[str, str]] = field(default_factory=set)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    #: values a destination cannot take (the destination: the other system than the source's)
+    rejected: list[RejectedWrite] = field(default_factory=list)
+    failures: list[ev.WriteFailed] = field(default_factory=list)
     overwrites: list[Overwrite] = field(default_factory=list)
 
     @property
@@ -116,9 +117,7 @@ class CycleReport:
             elif isinstance(e, ev.SyncPlanned):
                 self.writes_planned += len(e.planned)
                 self.skipped_by_rule.update(s.rule for s in e.skips)
-                self.rejected += [
-                    {"system": e.system, "record_id": e.record_id, **r} for r in e.rejected
-                ]
+                self.rejected += e.rejections
             elif isinstance(e, ev.WriteSkipped):
                 self.skipped_by_rule[e.rule] += 1
             elif isinstance(e, ev.WriteApplied):
@@ -127,13 +126,7 @@ class CycleReport:
                 self._overwrite(e)
             elif isinstance(e, ev.WriteFailed):
                 self.writes_failed += 1
-                w = e.planned_write
-                self.failures.append(
-                    {"system": e.system, "record_id": e.record_id,
-                     "company_id": w.company_id, "field": w.field,
-                     "value": w.value, "error": e.error, "code": e.code,
-                     "retryable": e.retryable}
-                )  # fmt: skip
+                self.failures.append(e)
             elif isinstance(e, ev.RecordIgnored):
                 self.ignored.add((e.system, e.record_id))
             elif isinstance(e, ev.EchoRecognised):
