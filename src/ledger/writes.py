@@ -23,7 +23,7 @@ from typing import Any, Self
 from ledger.config import AttributeMapping
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AttributeDecision:
     """What every decision about one mapped attribute of one destination record records.
 
@@ -51,18 +51,26 @@ class AttributeDecision:
 
     def stored(self) -> dict[str, Any]:
         """The JSON object the events store (field order is the stored key order)."""
-        out: dict[str, Any] = {}
-        for name in _names(type(self)):
-            value = getattr(self, name)
-            out[name] = value.to_dict() if isinstance(value, AttributeMapping) else value
+        values = self.__dict__
+        out = {name: values[name] for name in _names(type(self))}
+        out["mapping"] = self.mapping.to_dict()
         return out
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> Self:
-        """The record :meth:`stored` gave ``data`` for."""
-        values = {name: data[name] for name in _names(cls)}
-        values["mapping"] = AttributeMapping.from_dict(values["mapping"])
-        return cls(**values)
+        """The record :meth:`stored` gave ``data`` for.
+
+        Built as ``eventsourcing``'s mapper builds a stored event, without ``__init__`` (which
+        only assigns the fields, one by one, at several times the cost): a ledger's rebuild and
+        its projections read one of these per planned write and per outcome.
+        """
+        values = dict(data)
+        if values.keys() != _fields(cls):  # (a KeyError names a missing field)
+            values = {name: data[name] for name in _names(cls)}
+        values["mapping"] = _mapping(values["mapping"])
+        record = object.__new__(cls)
+        object.__setattr__(record, "__dict__", values)
+        return record
 
     def planned(self, write_id: str, value: Any) -> PlannedWrite:
         """This decision as the write of ``value``."""
@@ -80,7 +88,7 @@ class AttributeDecision:
         return {name: getattr(self, name) for name in _names(AttributeDecision)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PlannedWrite(AttributeDecision):
     """A value to write to the destination field; ``write_id`` names it until its outcome."""
 
@@ -88,7 +96,7 @@ class PlannedWrite(AttributeDecision):
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SkippedWrite(AttributeDecision):
     """A value a rule held back (``rule``: ``source_empty``, ``destination_has_value``,
     ``already_equal``); ``value`` is the converted value, ``None`` when the source is empty."""
@@ -97,7 +105,7 @@ class SkippedWrite(AttributeDecision):
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RejectedWrite(AttributeDecision):
     """A source value the destination field cannot take, and why."""
 
@@ -130,6 +138,20 @@ class ApiCall:
 
 
 _NAMES: dict[type[AttributeDecision], tuple[str, ...]] = {}
+_FIELDS: dict[type[AttributeDecision], frozenset[str]] = {}
+#: Stored mappings already read, by their values: a ledger holds a handful of distinct ones,
+#: and a rebuild reads one per planned write and per outcome.
+_MAPPINGS: dict[tuple[Any, ...], AttributeMapping] = {}
+
+
+def _mapping(data: Mapping[str, Any]) -> AttributeMapping:
+    key = tuple(data.items())
+    found = _MAPPINGS.get(key)
+    if found is None:
+        found = AttributeMapping.from_dict(data)
+        if len(_MAPPINGS) < 10_000:
+            _MAPPINGS[key] = found
+    return found
 
 
 def _names(cls: type[AttributeDecision]) -> tuple[str, ...]:
@@ -137,3 +159,10 @@ def _names(cls: type[AttributeDecision]) -> tuple[str, ...]:
     if names is None:
         names = _NAMES[cls] = tuple(f.name for f in fields(cls))
     return names
+
+
+def _fields(cls: type[AttributeDecision]) -> frozenset[str]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = frozenset(_names(cls))
+    return found
