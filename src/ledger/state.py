@@ -453,7 +453,7 @@ class LedgerState:
         return pw
 
     def _on_write_closed(self, e: ev.WriteSkipped) -> None:
-        pw = self._close(e.planned_write.write_id)
+        pw = self._close(e.write_id)
         if pw is not None:
             self._drop_expected(pw)
 
@@ -479,7 +479,7 @@ class LedgerState:
                 )
 
     def _on_write_failed(self, e: ev.WriteFailed) -> None:
-        wid = e.planned_write.write_id
+        wid = e.write_id
         pw = self.pending.get(wid)
         if pw is None:
             return

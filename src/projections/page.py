@@ -52,7 +52,7 @@ def needs(
         elif isinstance(e, ev.RecordIgnored):
             records.add((e.system, e.record_id))
         elif isinstance(e, ev.WriteEvent):
-            write_ids.add(e.planned_write.write_id)
+            write_ids.add(e.write_id)
         elif isinstance(e, ev.IdentityMapped | ev.IdentityUnmapped):
             keys.add(e.company_id)
     return records, write_ids, keys
