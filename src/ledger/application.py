@@ -25,11 +25,10 @@ from eventsourcing.persistence import IntegrityError, Notification
 from ledger import events as ev
 from ledger import ids
 from ledger.catalog import FieldCatalog
-from ledger.config import COMPANY_ID, ActiveConfig, SyncConfig
+from ledger.config import ActiveConfig, SyncConfig
 from ledger.decisions import Decider, companies_in_doubt
 from ledger.errors import SyncLedgerError
 from ledger.facts import (
-    AccountChange,
     AccountRemoval,
     CompanyChange,
     CompanyRemoval,
@@ -37,9 +36,10 @@ from ledger.facts import (
     LookupAnswer,
     WriteOutcome,
 )
+from ledger.lookups import LookupNeeds, lookup_needs
+from ledger.replay_backfill import PREVIEW_STREAM, decide_keys
 from ledger.state import IdentityLink, LedgerState, PendingWrite
 from ledger.validation import resolve_config
-from ledger.values import key_of
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -74,18 +74,6 @@ class Recorded:
 
     def of_type(self, cls: type[ev.LedgerEvent]) -> list[ev.LedgerEvent]:
         return [e for e in self.events if isinstance(e, cls)]
-
-
-@dataclass(frozen=True)
-class LookupNeeds:
-    """Keys whose counterparts the ledger has never seen, by the system to ask."""
-
-    salesforce_field: str
-    salesforce_keys: tuple[str, ...]
-    intercom_keys: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.salesforce_keys or self.intercom_keys)
 
 
 class LedgerApp(Application[UUID]):
@@ -315,47 +303,11 @@ class LedgerApp(Application[UUID]):
             return companies_in_doubt(self.state, facts)
 
     def lookup_needs(self, facts: Sequence[Fact]) -> LookupNeeds:
-        """Which counterparts to ask the other system about before ingesting ``facts``.
-
-        A company change whose key no known account carries needs a Salesforce lookup; an
-        account change whose key no known company carries needs an Intercom lookup — unless the
-        same question was answered before (answers are recorded facts).
-        """
+        """Which counterparts to ask the other system about before ingesting ``facts``
+        (see :func:`ledger.lookups.lookup_needs`)."""
         with self._lock:
             self.catch_up()
-            return self._lookup_needs(facts)
-
-    def _lookup_needs(self, facts: Sequence[Fact]) -> LookupNeeds:
-        st = self.state
-        ident = st.config.identifier
-        sf_keys: set[str] = set()
-        ic_keys: set[str] = set()
-        for fact in facts:
-            if isinstance(fact, CompanyChange) and fact.kind != "snapshot" and fact.company_id:
-                key = fact.company_id
-                if (
-                    not st.accounts_by_key.get(key)
-                    and (
-                        ev.SALESFORCE,
-                        ident.name,
-                        key,
-                    )
-                    not in st.looked_up
-                ):
-                    sf_keys.add(key)
-            elif (
-                isinstance(fact, AccountChange)
-                and fact.kind != "snapshot"
-                and not fact.is_person_account
-            ):
-                akey = key_of(fact.fields.get(ident.name), ident.type)
-                if (
-                    akey is not None
-                    and akey not in st.company_by_key
-                    and (ev.INTERCOM, COMPANY_ID, akey) not in st.looked_up
-                ):
-                    ic_keys.add(akey)
-        return LookupNeeds(ident.name, tuple(sorted(sf_keys)), tuple(sorted(ic_keys)))
+            return lookup_needs(self.state, facts)
 
     @staticmethod
     def lookup_answer(
@@ -418,8 +370,6 @@ class LedgerApp(Application[UUID]):
     def decide_backfill(self, run_stream: UUID, run_id: str, keys: Sequence[str]) -> Recorded:
         """Map and plan every mapped attribute of ``keys`` (see :mod:`ledger.replay_backfill`),
         and note them done in the backfill's ``run_stream``, in one transaction."""
-        from ledger.replay_backfill import decide_keys
-
         chosen = sorted(set(keys))
 
         def decide(d: Decider) -> None:
@@ -430,8 +380,6 @@ class LedgerApp(Application[UUID]):
     def preview(self, facts: Sequence[Fact], keys: Sequence[str]) -> tuple[ev.LedgerEvent, ...]:
         """What ingesting ``facts`` and then backfilling ``keys`` would record, without
         recording anything: the decisions are taken on the live state and rolled back."""
-        from ledger.replay_backfill import PREVIEW_STREAM, decide_keys
-
         chosen = sorted(set(keys))
         with self._lock:
             self.catch_up()
