@@ -21,7 +21,7 @@ from ledger.facts import AccountChange, ApiUsage, CompanyChange, WriteOutcome
 from ledger.replay_batches import RecordAnswer, ReplayWrite
 from ledger.replay_runs import replay_stream
 from ledger.writes import ApiCall, PlannedWrite, RejectedWrite, SkippedWrite
-from projections.projector import _fast_decode
+from projections.decoding import fast_decode
 from tests.support import FakeClock, new_ledger
 
 #: A ``SyncPlanned`` as the ledger stored it before its writes were typed (a planned write,
@@ -92,7 +92,7 @@ def test_a_stored_sync_planned_decodes_to_typed_writes_and_encodes_back_unchange
     assert "restricted picklist" in rejection.reason
 
     assert app.mapper.to_stored_event(event).state == STORED_SYNC_PLANNED
-    fast = _fast_decode(Notification(STREAM, 3, ev.SyncPlanned.TOPIC, STORED_SYNC_PLANNED, id=1))
+    fast = fast_decode(Notification(STREAM, 3, ev.SyncPlanned.TOPIC, STORED_SYNC_PLANNED, id=1))
     assert fast == event and fast is not None and fast.writes == [write]
     app.close()
 
