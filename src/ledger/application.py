@@ -25,25 +25,26 @@ from eventsourcing.persistence import IntegrityError, Notification
 from ledger import events as ev
 from ledger import ids
 from ledger.catalog import FieldCatalog
-from ledger.config import COMPANY_ID, ActiveConfig, SyncConfig
+from ledger.config import ActiveConfig, SyncConfig
 from ledger.decisions import Decider, companies_in_doubt
 from ledger.errors import SyncLedgerError
 from ledger.facts import (
-    AccountChange,
     AccountRemoval,
     CompanyChange,
     CompanyRemoval,
     Fact,
     LookupAnswer,
     WriteOutcome,
-    fact_from_dict,
 )
+from ledger.lookups import LookupNeeds, lookup_needs
+from ledger.replay_backfill import PREVIEW_STREAM, decide_keys
 from ledger.state import IdentityLink, LedgerState, PendingWrite
 from ledger.validation import resolve_config
-from ledger.values import key_of
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+#: An event but for its stamp (see :meth:`LedgerApp.record_run`).
+Draft = Callable[..., ev.LedgerEvent]
 
 #: How many times a decision is retried after losing a race with another process.
 MAX_ATTEMPTS = 20
@@ -73,18 +74,6 @@ class Recorded:
 
     def of_type(self, cls: type[ev.LedgerEvent]) -> list[ev.LedgerEvent]:
         return [e for e in self.events if isinstance(e, cls)]
-
-
-@dataclass(frozen=True)
-class LookupNeeds:
-    """Keys whose counterparts the ledger has never seen, by the system to ask."""
-
-    salesforce_field: str
-    salesforce_keys: tuple[str, ...]
-    intercom_keys: tuple[str, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.salesforce_keys or self.intercom_keys)
 
 
 class LedgerApp(Application[UUID]):
@@ -145,7 +134,7 @@ class LedgerApp(Application[UUID]):
         """Notifications received and not yet decided on, oldest first."""
         with self._lock:
             self.catch_up()
-            return [(n, fact_from_dict(f)) for n, f in self.state.inbox.items()]
+            return list(self.state.inbox.items())
 
     def apply_config(self, config: SyncConfig, catalog: FieldCatalog) -> ActiveConfig:
         """Validate ``config`` against ``catalog`` and put it in force as the next version.
@@ -200,16 +189,17 @@ class LedgerApp(Application[UUID]):
                         if not decider.events:
                             return Recorded((), self.state.position)
                         decider.emit(
-                            ev.LedgerAdvanced,
-                            ids.HEAD_STREAM,
-                            summary=summary,
-                            events=len(decider.events),
+                            ev.LedgerAdvanced(
+                                **decider.stamp(ids.HEAD_STREAM),
+                                summary=summary,
+                                events=len(decider.events),
+                            )
                         )
                         recordings = self.save(*decider.events)
                 except IntegrityError:
                     continue  # another process appended first: catch up and decide again
                 position = max(r.notification.id for r in recordings)
-                self.state.scalars["position"] = position
+                self.state.set_position(position)
                 return Recorded(tuple(decider.events), position)
             raise LedgerBusyError(
                 f"gave up after {MAX_ATTEMPTS} attempts: other processes kept appending"
@@ -227,7 +217,7 @@ class LedgerApp(Application[UUID]):
                     self.state.apply(event, notification.id)
                     applied += 1
                 else:
-                    self.state.scalars["position"] = notification.id
+                    self.state.set_position(notification.id)
             return applied
 
     def _notifications_after(
@@ -313,47 +303,11 @@ class LedgerApp(Application[UUID]):
             return companies_in_doubt(self.state, facts)
 
     def lookup_needs(self, facts: Sequence[Fact]) -> LookupNeeds:
-        """Which counterparts to ask the other system about before ingesting ``facts``.
-
-        A company change whose key no known account carries needs a Salesforce lookup; an
-        account change whose key no known company carries needs an Intercom lookup — unless the
-        same question was answered before (answers are recorded facts).
-        """
+        """Which counterparts to ask the other system about before ingesting ``facts``
+        (see :func:`ledger.lookups.lookup_needs`)."""
         with self._lock:
             self.catch_up()
-            return self._lookup_needs(facts)
-
-    def _lookup_needs(self, facts: Sequence[Fact]) -> LookupNeeds:
-        st = self.state
-        ident = st.config.identifier
-        sf_keys: set[str] = set()
-        ic_keys: set[str] = set()
-        for fact in facts:
-            if isinstance(fact, CompanyChange) and fact.kind != "snapshot" and fact.company_id:
-                key = fact.company_id
-                if (
-                    not st.accounts_by_key.get(key)
-                    and (
-                        ev.SALESFORCE,
-                        ident.name,
-                        key,
-                    )
-                    not in st.looked_up
-                ):
-                    sf_keys.add(key)
-            elif (
-                isinstance(fact, AccountChange)
-                and fact.kind != "snapshot"
-                and not fact.is_person_account
-            ):
-                akey = key_of(fact.fields.get(ident.name), ident.type)
-                if (
-                    akey is not None
-                    and akey not in st.company_by_key
-                    and (ev.INTERCOM, COMPANY_ID, akey) not in st.looked_up
-                ):
-                    ic_keys.add(akey)
-        return LookupNeeds(ident.name, tuple(sorted(sf_keys)), tuple(sorted(ic_keys)))
+            return lookup_needs(self.state, facts)
 
     @staticmethod
     def lookup_answer(
@@ -375,15 +329,15 @@ class LedgerApp(Application[UUID]):
         """
         return self._transact("configuration", lambda d: d.configure(config))
 
-    def record_run(
-        self, stream: UUID, items: Sequence[tuple[type[ev.LedgerEvent], Mapping[str, Any]]]
-    ) -> Recorded:
-        """Append ``(event class, fields)`` items to a run's ``stream`` in one transaction."""
-        chosen = list(items)
+    def record_run(self, stream: UUID, drafts: Sequence[Draft]) -> Recorded:
+        """Append events to a run's ``stream`` in one transaction. Each draft is an event
+        class given every field but its :class:`~ledger.events.Stamp`, which the transaction
+        adds: ``functools.partial(ev.ReplayPaused, run_id=..., reason=...)``."""
+        chosen = list(drafts)
 
         def decide(d: Decider) -> None:
-            for cls, fields in chosen:
-                d.emit(cls, stream, **fields)
+            for draft in chosen:
+                d.emit(draft(**d.stamp(stream)))
 
         return self._transact(f"run {stream}", decide)
 
@@ -416,8 +370,6 @@ class LedgerApp(Application[UUID]):
     def decide_backfill(self, run_stream: UUID, run_id: str, keys: Sequence[str]) -> Recorded:
         """Map and plan every mapped attribute of ``keys`` (see :mod:`ledger.replay_backfill`),
         and note them done in the backfill's ``run_stream``, in one transaction."""
-        from ledger.replay_backfill import decide_keys
-
         chosen = sorted(set(keys))
 
         def decide(d: Decider) -> None:
@@ -428,8 +380,6 @@ class LedgerApp(Application[UUID]):
     def preview(self, facts: Sequence[Fact], keys: Sequence[str]) -> tuple[ev.LedgerEvent, ...]:
         """What ingesting ``facts`` and then backfilling ``keys`` would record, without
         recording anything: the decisions are taken on the live state and rolled back."""
-        from ledger.replay_backfill import PREVIEW_STREAM, decide_keys
-
         chosen = sorted(set(keys))
         with self._lock:
             self.catch_up()

@@ -62,6 +62,12 @@ class AttributeMapping:
             self.salesforce if self.direction is Direction.INTERCOM_TO_SALESFORCE else self.intercom
         )
 
+    @property
+    def label(self) -> str:
+        """``intercom → salesforce`` (or ``←``), the arrow pointing at the destination."""
+        arrow = "→" if self.direction is Direction.INTERCOM_TO_SALESFORCE else "←"
+        return f"{self.intercom} {arrow} {self.salesforce}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "intercom": self.intercom,

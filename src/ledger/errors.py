@@ -9,7 +9,7 @@ needs to know which library was involved. The tree (module in brackets)::
     ├── ConfigError               ledger.config: a configuration refused, every problem listed
     ├── LedgerBusyError           ledger.application: lost the race to append too often
     ├── AuditQueryError           projections.queries: an audit query that cannot be answered
-    ├── ProjectionError           projections.projector: read models that cannot be opened or kept
+    ├── ProjectionError           projections.engine: read models that cannot be opened or kept
     ├── SettingsError             adapters.settings: unusable SYNCLEDGER_* settings
     ├── DatabaseUrlError          adapters.store.database: a database URL that cannot be used
     ├── LedgerNotFound            adapters.store.database: no ledger where the URL points

@@ -6,8 +6,10 @@ These are plain input values; the ledger records each as an event before decidin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from ledger.writes import ApiCall
 
 CompanyKind = Literal["created", "updated", "snapshot"]
 AccountKind = Literal["change", "snapshot"]
@@ -76,7 +78,8 @@ class LookupAnswer:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What happened to one planned write when the writer sent it."""
+    """What happened to one planned write when the writer sent it (``api_call``: the request
+    that carried it, when the writer reports one)."""
 
     write_id: str
     ok: bool
@@ -84,7 +87,7 @@ class WriteOutcome:
     error: str = ""
     code: str = ""
     retryable: bool = False
-    api_call: Mapping[str, Any] = field(default_factory=dict)
+    api_call: ApiCall | None = None
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ from ledger.facts import (
     CompanyRemoval,
     Fact,
 )
+from ledger.replay_batches import ReplayWrite
 from ledger.values import is_empty, key_of, same_value
+from ledger.writes import AttributeDecision, PlannedWrite, SkippedWrite
 
 #: Records per target write request (sObject Collections maximum).
 BATCH_RECORDS = 200
@@ -125,11 +127,6 @@ class Derivation:
     unobserved: list[str] = field(default_factory=list)
 
 
-def mapping_label(mapping: Mapping[str, Any]) -> str:
-    arrow = "→" if mapping["direction"] == Direction.INTERCOM_TO_SALESFORCE.value else "←"
-    return f"{mapping['intercom']} {arrow} {mapping['salesforce']}"
-
-
 def rederive(
     events: Iterable[ev.LedgerEvent],
     config: ActiveConfig,
@@ -180,29 +177,31 @@ def rederive(
 
 
 def _collect(result: Derivation, e: ev.SyncPlanned) -> None:
-    items = [*e.planned]
-    items += [s for s in e.skipped if s["rule"] in ("already_equal", "destination_has_value")]
-    for item in items:
-        at = (e.system, str(item["company_id"]), str(item["field"]))
+    skips = e.skips
+    decided: list[PlannedWrite | SkippedWrite] = [*e.writes]
+    decided += [s for s in skips if s.rule in ("already_equal", "destination_has_value")]
+    for chosen in decided:
+        at = (e.system, chosen.company_id, chosen.field)
         result.decided[at] = Decided(
             system=e.system,
             key=at[1],
             field=at[2],
-            value=item["value"],
-            type=str(item["type"]),
-            mapping=mapping_label(item["mapping"]),
-            skip_if_destination_has_value=bool(item["skip_if_destination_has_value"]),
+            value=chosen.value,
+            type=chosen.type,
+            mapping=chosen.mapping.label,
+            skip_if_destination_has_value=chosen.skip_if_destination_has_value,
             record_id=e.record_id,
-            before=item["before"],
+            before=chosen.before,
         )
         result.held_back.pop(at, None)
-    for item, rule in [
-        *((s, "source_empty") for s in e.skipped if s["rule"] == "source_empty"),
-        *((r, f"rejected: {r['reason']}") for r in e.rejected),
-    ]:
-        at = (e.system, str(item["company_id"]), str(item["field"]))
+    held: list[tuple[AttributeDecision, str]] = [
+        *((s, "source_empty") for s in skips if s.rule == "source_empty"),
+        *((r, f"rejected: {r.reason}") for r in e.rejections),
+    ]
+    for item, rule in held:
+        at = (e.system, item.company_id, item.field)
         if at not in result.decided:
-            result.held_back[at] = (rule, mapping_label(item["mapping"]), item["source_value"])
+            result.held_back[at] = (rule, item.mapping.label, item.source_value)
 
 
 @dataclass(frozen=True)
@@ -233,6 +232,23 @@ class PlanRow:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class MappingChange:
+    """A mapping the replayed history makes (gained) or production holds and it does not
+    (lost): identifier value ``key``, company ↔ account."""
+
+    key: str
+    intercom_id: str
+    salesforce_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "key": self.key,
+            "intercom_id": self.intercom_id,
+            "salesforce_id": self.salesforce_id,
+        }
+
+
 @dataclass
 class ReplayPlan:
     """Every decided value's fate in the target, plus what changed in the mappings."""
@@ -240,8 +256,8 @@ class ReplayPlan:
     rows: list[PlanRow] = field(default_factory=list)
     #: key → target account Ids sharing it (the first holds the match)
     ties: dict[str, list[str]] = field(default_factory=dict)
-    gained: list[dict[str, str]] = field(default_factory=list)
-    lost: list[dict[str, str]] = field(default_factory=list)
+    gained: list[MappingChange] = field(default_factory=list)
+    lost: list[MappingChange] = field(default_factory=list)
     unobserved: list[str] = field(default_factory=list)
 
     @property
@@ -256,20 +272,12 @@ class ReplayPlan:
         """Target account Ids with at least one write, in plan order."""
         return list(dict.fromkeys(r.record_id for r in self.writes))
 
-    def batches(self, size: int = BATCH_RECORDS) -> list[list[dict[str, Any]]]:
+    def batches(self, size: int = BATCH_RECORDS) -> list[list[ReplayWrite]]:
         """The writes, at most ``size`` target records a batch (a record's fields together)."""
-        by_record: dict[str, list[dict[str, Any]]] = {}
+        by_record: dict[str, list[ReplayWrite]] = {}
         for r in self.writes:
             by_record.setdefault(r.record_id, []).append(
-                {
-                    "record_id": r.record_id,
-                    "key": r.key,
-                    "field": r.field,
-                    "before": r.before,
-                    "value": r.value,
-                    "type": r.type,
-                    "mapping": r.mapping,
-                }
+                ReplayWrite(r.record_id, r.key, r.field, r.before, r.value, r.type, r.mapping)
             )
         records = list(by_record.values())
         return [
@@ -328,9 +336,9 @@ def plan_target(
     for key in sorted(set(production_links) | set(derivation.links)):
         now, then = production_links.get(key), derivation.links.get(key)
         if then is not None and then != now:
-            plan.gained.append({"key": key, "intercom_id": then[0], "salesforce_id": then[1]})
+            plan.gained.append(MappingChange(key, *then))
         if now is not None and then != now:
-            plan.lost.append({"key": key, "intercom_id": now[0], "salesforce_id": now[1]})
+            plan.lost.append(MappingChange(key, *now))
     return plan
 
 

@@ -47,11 +47,9 @@ def decide_keys(d: Decider, run_stream: UUID, run_id: str, keys: Sequence[str]) 
     if not keys:
         return 0
     note = d.emit(
-        ev.BackfillKeysDecided,
-        run_stream,
-        run_id=run_id,
-        keys=list(keys),
-        through=keys[-1],
+        ev.BackfillKeysDecided(
+            **d.stamp(run_stream), run_id=run_id, keys=list(keys), through=keys[-1]
+        )
     )
     cause = note.ref
     mapped = 0

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from ledger import events as ev
 from ledger import ids
+from ledger.replay_batches import ReplayWrite
 
 
 def replay_stream(run_id: str) -> UUID:
@@ -26,7 +27,7 @@ class RunStatus:
     """One replay run: its start, planned batches, outcomes so far, and end (if any)."""
 
     started: ev.ReplayStarted
-    planned: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    planned: dict[int, list[ReplayWrite]] = field(default_factory=dict)
     #: batch → the latest outcome recorded for it
     applied: dict[int, ev.ReplayBatchApplied] = field(default_factory=dict)
     #: record ids the target accepted, or found already holding the values, per batch
@@ -44,9 +45,7 @@ class RunStatus:
         """Whether ``batch`` needs nothing more: an outcome recorded and no write in it failed
         in a way that may succeed later."""
         outcome = self.applied.get(batch)
-        return outcome is not None and not any(
-            r.get("retryable") and not r.get("ok") for r in outcome.results
-        )
+        return outcome is not None and not any(a.may_succeed_later for a in outcome.answers)
 
     def remaining(self) -> list[int]:
         return [b for b in sorted(self.planned) if not self.is_done(b)]
@@ -59,8 +58,8 @@ class RunStatus:
 
     def counts(self) -> dict[str, int]:
         writes = sum(len(w) for w in self.planned.values())
-        records = sum(len({w["record_id"] for w in ws}) for ws in self.planned.values())
-        failed = sum(1 for a in self.applied.values() for r in a.results if not r.get("ok"))
+        records = sum(len({w.record_id for w in ws}) for ws in self.planned.values())
+        failed = sum(1 for a in self.applied.values() for r in a.answers if not r.ok)
         return {
             "batches": len(self.planned),
             "batches_done": sum(1 for b in self.planned if self.is_done(b)),
@@ -73,6 +72,7 @@ class RunStatus:
 
     def to_dict(self) -> dict[str, Any]:
         s = self.started
+        config = s.active_config
         return {
             "id": s.run_id,
             "state": self.state,
@@ -84,8 +84,8 @@ class RunStatus:
             "window": {"from": s.window_from, "until": s.window_until},
             "until_position": s.until_position,
             "config_source": s.config_source,
-            "config_version": s.config.get("version"),
-            "identifier_field": s.config["identifier"]["name"],
+            "config_version": config.version,
+            "identifier_field": config.identifier_field,
             "dry_run": s.dry_run,
             "plan": s.summary,
             "progress": self.counts(),
@@ -112,11 +112,11 @@ def run_status(events: Iterable[ev.LedgerEvent]) -> RunStatus | None:
             continue
         status.paused = isinstance(e, ev.ReplayPaused)
         if isinstance(e, ev.ReplayBatchPlanned):
-            status.planned[e.batch] = list(e.writes)
+            status.planned[e.batch] = e.replay_writes
         elif isinstance(e, ev.ReplayBatchApplied):
             status.applied[e.batch] = e
             done = status.done_records.setdefault(e.batch, set())
-            done.update(r["record_id"] for r in e.results if r.get("ok"))
+            done.update(r.record_id for r in e.answers if r.ok)
             done.update(e.already)
         elif isinstance(e, ev.ReplayPaused):
             status.pauses.append(e.reason)

@@ -2,97 +2,47 @@
 
 :meth:`LedgerState.apply` is the only way state changes, so state built live and state rebuilt
 from stored events are equal by construction (the property tests check it). Inside
-:meth:`LedgerState.transaction` every change is journalled, so a decision whose events the store
-refused (another process got there first) is rolled back without rebuilding anything.
+:meth:`LedgerState.transaction` every change is journalled (:mod:`ledger.journal`), so a
+decision whose events the store refused (another process got there first) is rolled back
+without rebuilding anything. The records it holds are drawn in :mod:`ledger.records`; the
+fold of planned writes and their outcomes is :mod:`ledger.pending`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 from ledger import events as ev
 from ledger.config import INITIAL_CONFIG, ActiveConfig
+from ledger.facts import CompanyChange, CompanyRemoval
+from ledger.pending import PendingWrites
+from ledger.records import (
+    AccountRecord,
+    CompanyRecord,
+    IdentityLink,
+    PendingWrite,
+    RecordedUsage,
+)
 from ledger.values import key_of
 
-_MISSING = object()
+__all__ = [
+    "AccountRecord",
+    "CompanyRecord",
+    "IdentityLink",
+    "LedgerState",
+    "PendingWrite",
+    "RecordedUsage",
+]
 
 
-@dataclass(frozen=True)
-class AccountRecord:
-    """What the ledger knows of one Salesforce account."""
-
-    salesforce_id: str
-    fields: Mapping[str, Any]
-    system_modstamp: str
-    is_person_account: bool
-    deleted: bool = False
-    #: values we wrote (or are writing) whose echo we expect to see next
-    expected: Mapping[str, Any] = field(default_factory=dict)
-    #: the fields as of the last change Salesforce reported (``None``: only read so far);
-    #: changes are derived against this, not against reads and lookups
-    baseline: Mapping[str, Any] | None = None
-    trigger_stamp: str = ""
-
-
-@dataclass(frozen=True)
-class CompanyRecord:
-    """What the ledger knows of one Intercom company (attributes by full name)."""
-
-    intercom_id: str
-    company_id: str | None
-    attributes: Mapping[str, Any]
-    updated_at: int
-    deleted: bool = False
-    expected: Mapping[str, Any] = field(default_factory=dict)
-    #: the attributes as of the last change Intercom reported (``None``: only read so far)
-    baseline: Mapping[str, Any] | None = None
-    trigger_stamp: int = -1
-    #: a ``company.created`` was decided (a later one is a duplicate)
-    created: bool = False
-
-
-@dataclass(frozen=True)
-class IdentityLink:
-    """An established company ↔ account mapping."""
-
-    company_id: str
-    intercom_id: str
-    salesforce_id: str
-    identifier_field: str
-    config_version: int
-
-
-@dataclass(frozen=True)
-class PendingWrite:
-    """A planned write without a final outcome yet. ``write`` is the planned item dict."""
-
-    seq: int
-    system: str
-    record_id: str
-    write: Mapping[str, Any]
-    attempts: int = 0
-
-    @property
-    def write_id(self) -> str:
-        return str(self.write["write_id"])
-
-    @property
-    def field(self) -> str:
-        return str(self.write["field"])
-
-    @property
-    def value(self) -> Any:
-        return self.write["value"]
-
-
-class LedgerState:
+class LedgerState(PendingWrites):
     """Everything decisions need, derived from the events applied so far."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.accounts: dict[str, AccountRecord] = {}
         self.companies: dict[str, CompanyRecord] = {}
         #: live company by company_id
@@ -107,7 +57,7 @@ class LedgerState:
         self.pending_by_record: dict[tuple[str, str], frozenset[str]] = {}
         self.looked_up: dict[tuple[str, str, str], tuple[str, ...]] = {}
         #: webhook notifications received and not yet decided on, oldest first (id -> fact)
-        self.inbox: dict[str, dict[str, Any]] = {}
+        self.inbox: dict[str, CompanyChange | CompanyRemoval] = {}
         #: every notification id ever received (duplicates are dropped durably)
         self.notifications_seen: dict[str, bool] = {}
         self.versions: dict[UUID, int] = {}
@@ -116,12 +66,11 @@ class LedgerState:
             "seq": 0,
             "poll_watermark": None,
             "config": INITIAL_CONFIG,
-            #: system -> the latest ApiUsageObserved as a dict (used, limit, allocation, tier)
+            #: system -> the latest ApiUsageObserved, as a RecordedUsage
             "api_usage": {},
             #: system -> why a resync is needed (absent when none is)
             "resync_needed": {},
         }
-        self._journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
         self._handlers: dict[type[ev.LedgerEvent], Callable[[Any], None]] = {
             ev.ConfigurationApplied: self._on_config,
             ev.CompanyCreated: self._on_company,
@@ -160,16 +109,19 @@ class LedgerState:
         """The notification id of the last event applied."""
         return int(self.scalars["position"])
 
+    def set_position(self, position: int) -> None:
+        """Note that the events up to ``position`` are applied (outside any transaction)."""
+        self.scalars["position"] = position
+
     @property
     def poll_watermark(self) -> str | None:
         """The greatest ``SystemModstamp`` a Salesforce poll has shown us."""
         value = self.scalars["poll_watermark"]
         return None if value is None else str(value)
 
-    def api_usage(self, system: str) -> dict[str, Any] | None:
-        """The latest recorded API usage of ``system`` (``used``, ``limit``, ``allocation``,
-        ``tier``), if any."""
-        usage: dict[str, Any] | None = self.scalars["api_usage"].get(system)
+    def api_usage(self, system: str) -> RecordedUsage | None:
+        """The latest recorded API usage of ``system``, if any."""
+        usage: RecordedUsage | None = self.scalars["api_usage"].get(system)
         return usage
 
     def resync_needed(self, system: str) -> str | None:
@@ -198,15 +150,6 @@ class LedgerState:
         iid = self.company_by_key.get(company_id)
         return None if iid is None else self.companies[iid]
 
-    def pending_writes(self) -> list[PendingWrite]:
-        """Planned writes still waiting for an outcome, in planning order."""
-        return sorted(self.pending.values(), key=lambda p: p.seq)
-
-    def pending_involving(self, system: str, record_id: str) -> list[PendingWrite]:
-        """Pending writes to or from one record, in planning order."""
-        found = [self.pending[w] for w in self.pending_by_record.get((system, record_id), ())]
-        return sorted(found, key=lambda p: p.seq)
-
     def snapshot(self) -> dict[str, Any]:
         """A canonical, comparable rendering of the whole state."""
         return {
@@ -217,8 +160,7 @@ class LedgerState:
             "links": dict(sorted(self.links.items())),
             "link_by_account": dict(sorted(self.link_by_account.items())),
             "pending": [
-                (p.seq, p.system, p.record_id, dict(p.write), p.attempts)
-                for p in self.pending_writes()
+                (p.seq, p.system, p.record_id, p.write, p.attempts) for p in self.pending_writes()
             ],
             "pending_by_target": dict(sorted(self.pending_by_target.items())),
             "pending_by_record": {k: sorted(v) for k, v in sorted(self.pending_by_record.items())},
@@ -228,38 +170,6 @@ class LedgerState:
             "versions": {str(k): v for k, v in sorted(self.versions.items())},
             "scalars": {**self.scalars, "config": self.config.to_dict()},
         }
-
-    # --- transactions ------------------------------------------------------------------------
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Journal every change made in the block; undo them all if the block raises."""
-        if self._journal is not None:
-            raise RuntimeError("nested ledger state transaction")
-        self._journal = []
-        try:
-            yield
-        except BaseException:
-            journal, self._journal = self._journal, None
-            for d, key, old in reversed(journal):
-                if old is _MISSING:
-                    d.pop(key, None)
-                else:
-                    d[key] = old
-            raise
-        else:
-            self._journal = None
-
-    def _put(self, d: dict[Any, Any], key: Any, value: Any) -> None:
-        if self._journal is not None:
-            self._journal.append((d, key, d.get(key, _MISSING)))
-        d[key] = value
-
-    def _pop(self, d: dict[Any, Any], key: Any) -> None:
-        if key in d:
-            if self._journal is not None:
-                self._journal.append((d, key, d[key]))
-            del d[key]
 
     # --- applying events ------------------------------------------------------------------
 
@@ -372,7 +282,7 @@ class LedgerState:
                 self._pop(self.accounts_by_key, key)
 
     def _on_notification(self, e: ev.NotificationReceived) -> None:
-        self._put(self.inbox, e.notification_id, e.fact)
+        self._put(self.inbox, e.notification_id, e.reported)
         self._put(self.notifications_seen, e.notification_id, True)
 
     def _on_notifications_taken(self, e: ev.NotificationsTaken) -> None:
@@ -380,7 +290,7 @@ class LedgerState:
             self._pop(self.inbox, notification_id)
 
     def _on_api_usage(self, e: ev.ApiUsageObserved) -> None:
-        usage = {"used": e.used, "limit": e.limit, "allocation": e.allocation, "tier": e.tier}
+        usage = RecordedUsage(e.used, e.limit, e.allocation, e.tier)
         self._put(self.scalars, "api_usage", {**self.scalars["api_usage"], e.system: usage})
 
     def _on_resync_needed(self, e: ev.ResyncNeeded) -> None:
@@ -408,98 +318,3 @@ class LedgerState:
             self._pop(self.links, e.company_id)
         if self.link_by_account.get(e.salesforce_id) == e.company_id:
             self._pop(self.link_by_account, e.salesforce_id)
-
-    def _on_sync_planned(self, e: ev.SyncPlanned) -> None:
-        for item in e.planned:
-            seq = int(self.scalars["seq"]) + 1
-            self._put(self.scalars, "seq", seq)
-            pw = PendingWrite(seq, e.system, e.record_id, dict(item))
-            self._put(self.pending, pw.write_id, pw)
-            self._put(self.pending_by_target, (e.system, e.record_id, pw.field), pw.write_id)
-            for record in _records_of(pw):
-                ids = self.pending_by_record.get(record, frozenset())
-                self._put(self.pending_by_record, record, ids | {pw.write_id})
-            self._set_expected(e.system, e.record_id, pw.field, pw.value)
-
-    def _close(self, write_id: str) -> PendingWrite | None:
-        pw = self.pending.get(write_id)
-        if pw is None:
-            return None
-        self._pop(self.pending, write_id)
-        target = (pw.system, pw.record_id, pw.field)
-        if self.pending_by_target.get(target) == write_id:
-            self._pop(self.pending_by_target, target)
-        for record in _records_of(pw):
-            ids = self.pending_by_record.get(record, frozenset()) - {write_id}
-            if ids:
-                self._put(self.pending_by_record, record, ids)
-            else:
-                self._pop(self.pending_by_record, record)
-        return pw
-
-    def _on_write_closed(self, e: ev.WriteSkipped) -> None:
-        pw = self._close(str(e.write["write_id"]))
-        if pw is not None:
-            self._drop_expected(pw)
-
-    def _on_write_applied(self, e: ev.WriteApplied) -> None:
-        self._close(str(e.write["write_id"]))
-        field_name, value = str(e.write["field"]), e.write["value"]
-        if e.system == ev.SALESFORCE:
-            acc = self.accounts.get(e.record_id)
-            if acc is not None:
-                fields = {**acc.fields, field_name: value}
-                expected = {**acc.expected, field_name: value}
-                self._put(
-                    self.accounts, e.record_id, replace(acc, fields=fields, expected=expected)
-                )
-        else:
-            com = self.companies.get(e.record_id)
-            if com is not None:
-                attrs = {**com.attributes, field_name: value}
-                expected = {**com.expected, field_name: value}
-                self._put(
-                    self.companies, e.record_id, replace(com, attributes=attrs, expected=expected)
-                )
-
-    def _on_write_failed(self, e: ev.WriteFailed) -> None:
-        wid = str(e.write["write_id"])
-        pw = self.pending.get(wid)
-        if pw is None:
-            return
-        if e.retryable:
-            self._put(self.pending, wid, replace(pw, attempts=e.attempt))
-        else:
-            self._close(wid)
-            self._drop_expected(pw)
-
-    def _set_expected(self, system: str, record_id: str, field_name: str, value: Any) -> None:
-        if system == ev.SALESFORCE:
-            acc = self.accounts.get(record_id)
-            if acc is not None:
-                expected = {**acc.expected, field_name: value}
-                self._put(self.accounts, record_id, replace(acc, expected=expected))
-        else:
-            com = self.companies.get(record_id)
-            if com is not None:
-                expected = {**com.expected, field_name: value}
-                self._put(self.companies, record_id, replace(com, expected=expected))
-
-    def _drop_expected(self, pw: PendingWrite) -> None:
-        record: AccountRecord | CompanyRecord | None
-        if pw.system == ev.SALESFORCE:
-            record = self.accounts.get(pw.record_id)
-        else:
-            record = self.companies.get(pw.record_id)
-        if record is None or record.expected.get(pw.field, _MISSING) != pw.value:
-            return
-        expected = {k: v for k, v in record.expected.items() if k != pw.field}
-        if isinstance(record, AccountRecord):
-            self._put(self.accounts, pw.record_id, replace(record, expected=expected))
-        else:
-            self._put(self.companies, pw.record_id, replace(record, expected=expected))
-
-
-def _records_of(pw: PendingWrite) -> tuple[tuple[str, str], tuple[str, str]]:
-    source = (str(pw.write["source_system"]), str(pw.write["source_record_id"]))
-    return (pw.system, pw.record_id), source

@@ -32,14 +32,33 @@ class AccountView:
     observed: bool = True
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A company ↔ account mapping on ``company_id``; ``why`` says why it is lost or new."""
+
+    company_id: str
+    intercom_id: str
+    salesforce_id: str
+    why: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """As the what-if report writes it (``why`` only when there is one)."""
+        ids = {
+            "company_id": self.company_id,
+            "intercom_id": self.intercom_id,
+            "salesforce_id": self.salesforce_id,
+        }
+        return {**ids, "why": self.why} if self.why else ids
+
+
 @dataclass
 class WhatIf:
     """The what-if report for one candidate identifier field."""
 
     candidate: str
-    stay: list[dict[str, str]] = field(default_factory=list)
-    lost: list[dict[str, str]] = field(default_factory=list)
-    new: list[dict[str, str]] = field(default_factory=list)
+    stay: list[Pair] = field(default_factory=list)
+    lost: list[Pair] = field(default_factory=list)
+    new: list[Pair] = field(default_factory=list)
     #: value → every live business account carrying it (the first holds the match)
     ties: dict[str, list[str]] = field(default_factory=dict)
     accounts: int = 0
@@ -57,11 +76,20 @@ class WhatIf:
             "accounts_not_observed": self.unobserved,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as the CLI writes it (``--report``)."""
+        return {
+            "field": self.candidate,
+            "counts": self.counts(),
+            "stay": [p.to_dict() for p in self.stay],
+            "lost": [p.to_dict() for p in self.lost],
+            "new": [p.to_dict() for p in self.new],
+            "ties": self.ties,
+        }
+
     def predicted(self) -> set[tuple[str, str, str]]:
         """``(company_id, intercom_id, salesforce_id)`` of every mapping under the candidate."""
-        return {(p["company_id"], p["intercom_id"], p["salesforce_id"]) for p in self.stay} | {
-            (p["company_id"], p["intercom_id"], p["salesforce_id"]) for p in self.new
-        }
+        return {(p.company_id, p.intercom_id, p.salesforce_id) for p in [*self.stay, *self.new]}
 
 
 def accounts_from_state(state: LedgerState, field_name: str) -> list[AccountView]:
@@ -115,19 +143,15 @@ def identifier_what_if(
     for key in sorted(set(predicted) | set(current)):
         now, then = current.get(key), predicted.get(key)
         if now is not None and now == then:
-            report.stay.append(_pair(key, now))
+            report.stay.append(Pair(key, *now))
             continue
         if now is not None:
-            report.lost.append({**_pair(key, now), "why": _why_lost(key, now, then, candidate)})
+            report.lost.append(Pair(key, *now, why=_why_lost(key, now, then, candidate)))
         if then is not None:
             tied = f"; {len(report.ties[key])} accounts share it" if key in report.ties else ""
             why = "newly matched" if now is None else "matched to another account"
-            report.new.append({**_pair(key, then), "why": why + tied})
+            report.new.append(Pair(key, *then, why=why + tied))
     return report
-
-
-def _pair(key: str, ids: tuple[str, str]) -> dict[str, str]:
-    return {"company_id": key, "intercom_id": ids[0], "salesforce_id": ids[1]}
 
 
 def _why_lost(

@@ -18,7 +18,6 @@ import gc
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -28,32 +27,27 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
-    create_engine,
     delete,
-    event,
     select,
     text,
     tuple_,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.pool import StaticPool
 
 from ledger import events as ev
 from ledger.config import INITIAL_CONFIG, ActiveConfig
-from ledger.errors import SyncLedgerError
 from projections import bulk
-
-try:  # optional: decodes stored events about 3x as fast as json
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - without orjson, the standard library's decoder
-    from json import loads as _loads  # type: ignore[assignment]
 from projections import models as m
+from projections.decoding import fast_decode
+from projections.engine import ProjectionError, projection_engine, sqlite_pragma
 from projections.page import Page, RecordKey, Row, needs
 
 #: Called with the number of events applied so far and the ledger's last position.
 Progress = Callable[[int, int], None]
+
+__all__ = ["EventLog", "LedgerLog", "ProjectionError", "Projector", "projection_engine"]
 
 NAME = "syncledger"
 #: Rows per ``IN (...)`` when loading the rows a page touches.
@@ -92,58 +86,8 @@ class EventLog(Protocol):
     def mapper(self) -> Mapper[UUID]: ...
 
 
-class ProjectionError(SyncLedgerError, RuntimeError):
-    """The projections cannot be opened or kept current; the message says why."""
-
-
 class _Lost(Exception):
     """Another projector applied this page first."""
-
-
-def projection_engine(database_url: str) -> Engine:
-    """A SQLAlchemy engine on the ledger's database (``sqlite:///…`` or
-    ``postgresql+psycopg://…?schema=…``); ``memory://`` and in-memory SQLite get a private
-    in-memory database."""
-    if database_url.startswith("memory:"):
-        return _memory_engine()
-    url = make_url(database_url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        if url.database in (None, "", ":memory:"):
-            return _memory_engine()
-        engine = create_engine(url, connect_args={"timeout": 30})
-        _sqlite_transactions(engine)
-        return engine
-    if backend == "postgresql":
-        schema = url.query.get("schema")
-        url = url.difference_update_query(["schema"]).set(drivername="postgresql+psycopg")
-        connect_args: dict[str, Any] = {"connect_timeout": 10}
-        if isinstance(schema, str) and schema:
-            connect_args["options"] = f"-c search_path={schema}"
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-    raise ProjectionError(f"unsupported database {backend!r} for the projections")
-
-
-def _memory_engine() -> Engine:
-    engine = create_engine(
-        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
-    )
-    _sqlite_transactions(engine)
-    return engine
-
-
-def _sqlite_transactions(engine: Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, begin transactions, and begin them IMMEDIATE, so a page's
-    transaction holds the write lock from its first statement (no lock upgrade deadlocks)."""
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        writing = conn.get_execution_options().get("syncledger_writing")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
 class Projector:
@@ -271,13 +215,13 @@ class Projector:
             sqlite = conn.dialect.name == "sqlite"
             try:
                 if sqlite:  # checkpoint the WAL every 64 MB, not every 4 MB
-                    _pragma(conn, "synchronous = NORMAL")
-                    _pragma(conn, "wal_autocheckpoint = 16384")
+                    sqlite_pragma(conn, "synchronous = NORMAL")
+                    sqlite_pragma(conn, "wal_autocheckpoint = 16384")
                 return self._catch_up(conn, max(self.page_size, REBUILD_PAGE), progress)
             finally:
                 if sqlite:
-                    _pragma(conn, "synchronous = FULL")
-                    _pragma(conn, "wal_autocheckpoint = 1000")
+                    sqlite_pragma(conn, "synchronous = FULL")
+                    sqlite_pragma(conn, "wal_autocheckpoint = 1000")
                 conn.rollback()
                 with conn.begin():
                     bulk.create_indexes(conn)
@@ -290,7 +234,7 @@ class Projector:
         return [(n.id, decode(n)) for n in notifications]
 
     def _decode(self, notification: Notification) -> ev.LedgerEvent:
-        fast = _fast_decode(notification) if self._plain else None
+        fast = fast_decode(notification) if self._plain else None
         if fast is not None:
             return fast
         event = self.ledger.mapper.to_domain_event(notification)
@@ -401,41 +345,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _pragma(conn: Connection, setting: str) -> None:
-    """Set a SQLite connection setting outside any transaction."""
-    conn.rollback()
-    conn.connection.dbapi_connection.execute(f"PRAGMA {setting}")  # type: ignore[union-attr]
-
-
-#: The one custom-typed value in a ledger event's stored state: its timestamp.
-_TIMESTAMP = b'"_type_"'
-
-
-def _fast_decode(notification: Notification) -> ev.LedgerEvent | None:
-    """The event as ``Mapper.to_domain_event`` builds it, with the C JSON decoder and no
-    object hook: ledger events hold JSON values only, but for their ``timestamp``. ``None`` when
-    the state holds anything else (the mapper then decodes it)."""
-    cls = ev.EVENT_CLASSES.get(notification.topic)
-    state = notification.state
-    if cls is None or getattr(cls, "class_version", 1) != 1 or state.count(_TIMESTAMP) != 1:
-        return None
-    try:
-        data = _loads(state)
-    except ValueError:  # NaN, integers past 64 bits: orjson refuses what json takes
-        return None
-    stamp = data.get("timestamp")
-    if type(stamp) is not dict or stamp.get("_type_") != "datetime_iso" or len(stamp) != 2:
-        return None
-    if "class_version" in data:
-        return None
-    data["timestamp"] = datetime.fromisoformat(stamp["_data_"])
-    data["originator_id"] = notification.originator_id
-    data["originator_version"] = notification.originator_version
-    event = object.__new__(cls)
-    object.__setattr__(event, "__dict__", data)
-    return event
 
 
 class _Closing:

@@ -223,6 +223,6 @@ def test_transient_faults_still_converge_without_losing_a_write(clean: Run) -> N
     run = sync_until_quiet(fault_rate=0.2)
     assert run.outcome == clean.outcome
     assert run.totals.skipped_by_rule["retries_exhausted"] == 0
-    assert all(f["retryable"] for f in run.totals.failures), run.totals.failures
+    assert all(f.retryable for f in run.totals.failures), run.totals.failures
     assert run.cycles <= MAX_CYCLES
     assert run.retries["salesforce"] > 0 and run.retries["intercom"] > 0  # faults did happen

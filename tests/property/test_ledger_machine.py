@@ -368,23 +368,23 @@ class LedgerMachine(RuleBasedStateMachine):
         st_ = self.app.state
         for pw in st_.pending_writes():
             w = pw.write
-            mapping = AttributeMapping.from_dict(w["mapping"])
+            mapping = w.mapping
             assert mapping in [rm.mapping for rm in st_.config.mappings]
-            link = st_.links[w["company_id"]]
+            link = st_.links[w.company_id]
             if mapping.direction is Direction.INTERCOM_TO_SALESFORCE:
                 assert (pw.system, pw.record_id) == (ev.SALESFORCE, link.salesforce_id)
-                assert w["source_record_id"] == link.intercom_id
+                assert w.source_record_id == link.intercom_id
                 dst = st_.accounts[pw.record_id].fields
             else:
                 assert (pw.system, pw.record_id) == (ev.INTERCOM, link.intercom_id)
-                assert w["source_record_id"] == link.salesforce_id
+                assert w.source_record_id == link.salesforce_id
                 dst = st_.companies[pw.record_id].attributes
             assert pw.field == mapping.destination
             if mapping.skip_if_source_empty:
-                assert not is_empty(w["source_value"])
+                assert not is_empty(w.source_value)
             if mapping.skip_if_destination_has_value:
                 assert is_empty(dst.get(pw.field))
-            assert not same_value(pw.value, dst.get(pw.field), w["type"])
+            assert not same_value(pw.value, dst.get(pw.field), w.type)
 
     @invariant()
     def rebuilding_from_stored_events_gives_the_same_state(self) -> None:

@@ -18,6 +18,7 @@ from ledger.application import LedgerApp
 from ledger.config import Direction
 from ledger.decisions import READ_AGAIN
 from ledger.facts import CompanyChange, CompanyRemoval
+from ledger.state import RecordedUsage
 from ledger.values import Rejected, convert, is_empty, same_value
 from tests.support import STANDARD_CONFIG, FakeClock, sync_cycle
 
@@ -124,7 +125,7 @@ def test_cycles_converge_mapped_pairs_to_the_directed_values() -> None:
     totals = CycleReport().tally(e for _, e in app.read_events())
     assert totals.writes_applied > 0 and totals.writes_failed == 0
     assert totals.skipped_by_rule["source_empty"] > 0
-    assert any(r["field"] == "Industry" for r in totals.rejected)  # "Space Mining"
+    assert any(r.field == "Industry" for r in totals.rejected)  # "Space Mining"
 
 
 def test_echoes_of_our_writes_cause_no_more_writes() -> None:
@@ -447,8 +448,8 @@ def test_a_refused_value_fails_for_good_and_the_rest_of_the_record_is_written() 
     report = sync_cycle(app, sf, ic)
     assert (report.writes_applied, report.writes_failed) == (1, 1)
     [failure] = report.failures
-    assert failure["field"] == "Industry" and not failure["retryable"]
-    assert failure["code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert failure.planned_write.field == "Industry" and not failure.retryable
+    assert failure.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
     assert sf.get(sid) == {**(sf.get(sid) or {}), "Industry": "Banking", "NumberOfEmployees": 99}
     assert app.pending_writes() == []
 
@@ -559,9 +560,9 @@ def test_at_80_percent_of_the_allocation_event_sync_pauses_and_then_resumes() ->
     sf.api_calls = 70  # usage is the org's: other integrations' calls count too
     first = sync_cycle(app, sf, ic)
     assert (first.tier, first.paused, first.mappings_made) == ("pause_bulk", "", 1)
-    assert app.state.api_usage("salesforce") == {
-        "used": sf.api_calls, "limit": 100_000, "allocation": 100, "tier": "pause_bulk"
-    }  # fmt: skip
+    assert app.state.api_usage("salesforce") == RecordedUsage(
+        used=sf.api_calls, limit=100_000, allocation=100, tier="pause_bulk"
+    )
     sf.api_calls = 85
 
     sf.update(rid, Name="Acme Corp")

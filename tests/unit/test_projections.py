@@ -23,7 +23,8 @@ from ledger.application import LedgerApp
 from ledger.config import SyncConfig
 from ledger.facts import CompanyChange
 from projections import models as m
-from projections.projector import Projector, _fast_decode, projection_engine
+from projections.decoding import fast_decode
+from projections.projector import Projector, projection_engine
 from projections.queries import Audit, AuditQueryError
 from tests.support import CATALOG, STANDARD_CONFIG, new_ledger, sync_cycle
 from tests.unit.test_cycle import account_values, company_values
@@ -459,7 +460,7 @@ def test_the_fast_decoder_builds_the_events_the_mapper_builds() -> None:
     notifications = s.app.recorder.select_notifications(start=0, limit=10_000)
     assert len(notifications) == s.app.state.position
     for n in notifications:
-        fast = _fast_decode(n)
+        fast = fast_decode(n)
         assert fast is not None, n.topic
         reference = s.app.mapper.to_domain_event(n)
         assert type(fast) is type(reference) and fast.__dict__ == reference.__dict__
@@ -475,7 +476,7 @@ def test_values_the_fast_decoder_refuses_go_through_the_mapper() -> None:
     decoded = projector_for(s.app)._decode(odd)  # orjson refuses NaN: the mapper decodes it
     assert math.isnan(decoded.x)  # type: ignore[attr-defined]
     typed = replace(n, state=n.state.replace(b"{", b'{"y":{"_type_":"uuid_hex","_data_":"00"},', 1))
-    assert _fast_decode(typed) is None
+    assert fast_decode(typed) is None
 
 
 def test_a_rebuild_puts_back_every_index_and_open_repairs_a_cut_short_one() -> None:

@@ -69,7 +69,7 @@ def apply_all(app: LedgerApp) -> None:
     from ledger.facts import WriteOutcome
 
     app.record_outcomes(
-        WriteOutcome(p.write_id, ok=True, before=p.write["before"]) for p in app.pending_writes()
+        WriteOutcome(p.write_id, ok=True, before=p.write.before) for p in app.pending_writes()
     )
 
 

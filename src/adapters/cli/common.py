@@ -219,9 +219,9 @@ def render_report(report: CycleReport, out: Console) -> None:
     if report.resync_deferred:
         out.print("[yellow]a resync of Salesforce accounts waits for the API budget[/]")
     for f in report.failures:
-        again = "will retry" if f["retryable"] else "failed for good"
+        again = "will retry" if f.retryable else "failed for good"
         out.print(
-            f"[red]✗[/] {f['system']} {f['record_id']} {f['field']}: {escape(str(f['error']))} "
+            f"[red]✗[/] {f.system} {f.record_id} {f.planned_write.field}: {escape(f.error)} "
             f"({again})"
         )
     for o in report.overwrites:

@@ -76,12 +76,13 @@ def describe(e: ev.LedgerEvent) -> str:
         counts = f"{len(e.planned)} planned, {len(e.skipped)} skipped, {len(e.rejected)} rejected"
         return f"{e.system} {e.record_id}: {counts} ({e.trigger}, v{e.config_version})"
     if isinstance(e, ev.WriteSkipped):
-        return f"{e.system} {e.record_id}.{e.write['field']}: {e.rule}"
+        return f"{e.system} {e.record_id}.{e.planned_write.field}: {e.rule}"
     if isinstance(e, ev.WriteApplied):
-        return f"{e.system} {e.record_id}.{e.write['field']}: {e.before!r} → {e.write['value']!r}"
+        w = e.planned_write
+        return f"{e.system} {e.record_id}.{w.field}: {e.before!r} → {w.value!r}"
     if isinstance(e, ev.WriteFailed):
         again = "will retry" if e.retryable else "final"
-        return f"{e.system} {e.record_id}.{e.write['field']}: {e.code} {e.error} ({again})"
+        return f"{e.system} {e.record_id}.{e.planned_write.field}: {e.code} {e.error} ({again})"
     if isinstance(e, ev.LedgerAdvanced):
         return f"{e.summary} ({e.events} events)"
     return ""

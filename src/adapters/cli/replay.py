@@ -251,8 +251,8 @@ def _write_report(path: Path, p: Planned, status: RunStatus) -> None:
                 {"system": s, "field": f, "outcome": o, "rule": r, "count": n}
                 for s, f, o, r, n in plan.counts()
             ],
-            "mappings_gained": plan.gained,
-            "mappings_lost": plan.lost,
+            "mappings_gained": [m.to_dict() for m in plan.gained],
+            "mappings_lost": [m.to_dict() for m in plan.lost],
             "ties": plan.ties,
             "overwrites": [r.to_dict() for r in plan.overwrites],
             "rows": [r.to_dict() for r in plan.rows],
@@ -287,14 +287,14 @@ def _write_report(path: Path, p: Planned, status: RunStatus) -> None:
                     [
                         kind,
                         "",
-                        m["key"],
+                        m.key,
                         "",
                         "",
                         "",
                         "",
-                        m["salesforce_id"],
+                        m.salesforce_id,
                         "",
-                        m["intercom_id"],
+                        m.intercom_id,
                         "",
                     ]
                 )

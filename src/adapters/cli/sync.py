@@ -164,5 +164,5 @@ def sync(
         except (SalesforceError, IntercomError) as exc:
             fail(f"the cycle stopped: {exc}; nothing is lost, run it again later", 1)
         render_report(report, out)
-    if any(not f["retryable"] for f in report.failures):
+    if any(not f.retryable for f in report.failures):
         raise typer.Exit(1)

@@ -131,8 +131,8 @@ def _render_whatif(result: WhatIf, current: str, refreshed: bool, out: Console) 
     for title, rows in (("lost", result.lost), ("newly matched", result.new)):
         for r in rows[:SHOWN]:
             out.print(
-                f"  {title}: {escape(r['company_id'])} {r['intercom_id']} ↔ {r['salesforce_id']}"
-                f" ({escape(r['why'])})"
+                f"  {title}: {escape(r.company_id)} {r.intercom_id} ↔ {r.salesforce_id}"
+                f" ({escape(r.why)})"
             )
         if len(rows) > SHOWN:
             out.print(f"  … and {len(rows) - SHOWN} more {title} (see --report)")

@@ -86,7 +86,7 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
         ("Salesforce → Intercom", ev.INTERCOM),
         ("Intercom → Salesforce", ev.SALESFORCE),
     ):
-        failed = sum(1 for f in t.failures if f["system"] == system)
+        failed = sum(1 for f in t.failures if f.system == system)
         writes.add_row(label, str(t.applied_by_system[system]), str(failed))
 
     skipped = titled_table("Writes skipped by rule", "rule", "count", "meaning")
@@ -94,9 +94,9 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
         skipped.add_row(rule, str(count), _RULES.get(rule, ""))
 
     rejected = titled_table("Rejected values", "company", "field", "value", "why")
-    rows = [(r["company_id"], r["field"], r["source_value"], r["reason"]) for r in t.rejected]
-    rows += [(f["company_id"], f["field"], f["value"], f"refused by {f['system']}: {f['error']}")
-             for f in t.failures]  # fmt: skip
+    rows = [(r.company_id, r.field, r.source_value, r.reason) for r in t.rejected]
+    rows += [(f.planned_write.company_id, f.planned_write.field, f.planned_write.value,
+              f"refused by {f.system}: {f.error}") for f in t.failures]  # fmt: skip
     for company, name, value, why in rows[:8]:
         rejected.add_row(str(company), str(name), _short(value), why)
     if len(rows) > 8:

@@ -178,9 +178,9 @@ def _ledger_metrics(app: LedgerApp) -> Iterator[Metric]:
     for system in ("salesforce", "intercom"):
         usage = state.api_usage(system)
         if usage:
-            used.add_metric([system], usage["used"])
-            limit.add_metric([system], usage["limit"])
-            tier.add_metric([system, str(usage["tier"])], 1)
+            used.add_metric([system], usage.used)
+            limit.add_metric([system], usage.limit)
+            tier.add_metric([system, usage.tier], 1)
     yield from (used, limit, tier)
 
 

@@ -3,13 +3,13 @@
 :class:`IntercomState` is thread-safe (one re-entrant lock) and framework-free: the FastAPI app in
 :mod:`adapters.simulators.intercom` translates HTTP into its methods, and tests or the demo can
 drive it directly through the helper methods (``create_company`` and friends), which emit the same
-webhooks as the API does.
+webhooks as the API does. The company records are :mod:`.intercom_companies`, the checks on a write
+:mod:`.intercom_writes`, and seed data in and out :mod:`.intercom_seed`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import random
 import threading
 import time
@@ -21,19 +21,20 @@ from typing import Any, Protocol
 
 from adapters.simulators.intercom_companies import CompanyRecords, CompanyWrite
 from adapters.simulators.intercom_model import (
-    WRITABLE_COMPANY_FIELDS,
     AttributeCatalog,
-    IntercomError,
     company_not_found,
-    normalize_company_fields,
     parameter_invalid,
 )
+from adapters.simulators.intercom_seed import dump_workspace, read_seed_file, seed_workspace
 from adapters.simulators.intercom_webhooks import WebhookDelivery
+from adapters.simulators.intercom_writes import (
+    SYSTEM_FIELDS,
+    company_id_of,
+    prepare_write,
+    refuse_unknown,
+)
 
 JSON = dict[str, Any]
-
-# Not writable through the API, but the helpers and seed data may set them (users, activity).
-_SYSTEM_FIELDS = ("user_count", "session_count", "last_request_at")
 
 
 class CompanyEventSink(Protocol):
@@ -90,8 +91,8 @@ class IntercomState:
 
     def upsert_company(self, body: Mapping[str, Any]) -> JSON:
         """``POST /companies``: create or update by ``company_id``."""
-        _refuse_unknown(body, {"company_id", "update_last_request_at"})
-        company_id = _company_id(body.get("company_id"))
+        refuse_unknown(body, {"company_id", "update_last_request_at"})
+        company_id = company_id_of(body.get("company_id"))
         with self._lock:
             write = self._prepare(body)
             existing = self._companies.by_company_id(company_id)
@@ -103,15 +104,15 @@ class IntercomState:
         """``PUT /companies/{id}``: update by Intercom id; ``company_id`` cannot change."""
         with self._lock:
             company = self._companies.require(intercom_id)
-            _refuse_unknown(body, {"company_id", "update_last_request_at"})
-            if "company_id" in body and _company_id(body["company_id"]) != company["company_id"]:
+            refuse_unknown(body, {"company_id", "update_last_request_at"})
+            if "company_id" in body and company_id_of(body["company_id"]) != company["company_id"]:
                 raise parameter_invalid("company_id cannot be updated", "company_id")
             return self._update(company, self._prepare(body))
 
     def qualify_company(self, body: Mapping[str, Any]) -> JSON:
         """A company created by Messenger qualification (a visitor typed its name): it has no
         ``company_id``, and a ``company.created`` webhook is sent as for any other company."""
-        _refuse_unknown(body, set())
+        refuse_unknown(body, set())
         with self._lock:
             return self._create(None, self._prepare(body))
 
@@ -181,8 +182,8 @@ class IntercomState:
     def create_company(self, company_id: str, **attrs: Any) -> str:
         """Create a company and return its Intercom id. ``attrs`` are API-writable fields plus
         ``user_count``, ``session_count`` and ``last_request_at``."""
-        company_id = _company_id(company_id)
-        _refuse_unknown(attrs, {*_SYSTEM_FIELDS, "update_last_request_at"})
+        company_id = company_id_of(company_id)
+        refuse_unknown(attrs, {*SYSTEM_FIELDS, "update_last_request_at"})
         with self._lock:
             if self._companies.by_company_id(company_id) is not None:
                 raise parameter_invalid(f"company_id '{company_id}' already exists", "company_id")
@@ -191,7 +192,7 @@ class IntercomState:
 
     def update_company(self, intercom_id: str, **attrs: Any) -> JSON:
         """Update a company like ``PUT /companies/{id}`` (system fields allowed too)."""
-        _refuse_unknown(attrs, {*_SYSTEM_FIELDS, "update_last_request_at"})
+        refuse_unknown(attrs, {*SYSTEM_FIELDS, "update_last_request_at"})
         with self._lock:
             company = self._companies.require(intercom_id)
             return self._update(company, self._prepare(attrs, system=True))
@@ -306,69 +307,30 @@ class IntercomState:
 
     def load_data(self, path: str | Path) -> IntercomState:
         """Seed this state from a JSON file (the simulator's ``--data FILE``); returns self."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read Intercom seed data from {path}: {exc}") from None
-        self.seed(data, source=str(path))
+        self.seed(read_seed_file(path), source=str(path))
         return self
 
     def seed(self, data: Mapping[str, Any], *, source: str = "seed data") -> None:
         """Add data attributes, then companies (full objects or create bodies); no webhooks."""
         with self._lock:
-            for i, raw in enumerate(data.get("data_attributes", [])):
-                body = dict(raw)
-                body.setdefault("model", "company")
-                if isinstance(body.get("options"), list) and body["options"]:
-                    opts = body["options"]
-                    body["options"] = [o if isinstance(o, dict) else {"value": o} for o in opts]
-                    body["data_type"] = "options"
-                try:
-                    self._catalog.create(body, self._timestamp())
-                except IntercomError as exc:
-                    raise ValueError(f"{source}: data_attributes[{i}]: {exc.message}") from None
-            for i, raw in enumerate(data.get("companies", [])):
-                try:
-                    self._seed_company(raw)
-                except IntercomError as exc:
-                    raise ValueError(f"{source}: companies[{i}]: {exc.message}") from None
+            seed_workspace(
+                data,
+                companies=self._companies,
+                catalog=self._catalog,
+                timestamp=self._timestamp,
+                source=source,
+            )
 
     def to_json(self) -> JSON:
         """A dump that :meth:`from_json` reads back."""
         with self._lock:
-            attributes = [
-                {k: v for k, v in a.to_json().items() if k in ("name", "data_type", "options")}
-                for a in self._catalog
-                if a.custom and not a.archived
-            ]
-            return {"companies": self.all_companies(), "data_attributes": attributes}
+            return dump_workspace(self._companies, self._catalog)
 
     # -- internals --------------------------------------------------------------------------------
 
     def _prepare(self, body: Mapping[str, Any], *, system: bool = False) -> CompanyWrite:
         """Validate a write completely before anything changes."""
-        fields = normalize_company_fields(body)
-        custom = (
-            self._catalog.check_custom_values(body["custom_attributes"])
-            if body.get("custom_attributes") is not None
-            else {}
-        )
-        extra: JSON = {}
-        if system:
-            for key in _SYSTEM_FIELDS:
-                if key in body:
-                    value = body[key]
-                    if value is not None and (
-                        not isinstance(value, int) or isinstance(value, bool)
-                    ):
-                        raise parameter_invalid(f"{key} must be an integer", key)
-                    extra[key] = value
-        touch = body.get("update_last_request_at")
-        if touch is not None and not isinstance(touch, bool):
-            raise parameter_invalid("update_last_request_at must be a boolean")
-        if touch:
-            extra["last_request_at"] = self._timestamp()
-        return CompanyWrite(fields, custom, extra)
+        return prepare_write(body, self._catalog, self._timestamp, system=system)
 
     def _create(self, company_id: str | None, write: CompanyWrite) -> JSON:
         company = self._companies.create(company_id, write)
@@ -381,38 +343,7 @@ class IntercomState:
         self._emit("company.updated", company)
         return copy.deepcopy(company)
 
-    def _seed_company(self, raw: Mapping[str, Any]) -> None:
-        body = dict(raw)
-        company_id = _company_id(body.get("company_id"))
-        if self._companies.by_company_id(company_id) is not None:
-            raise parameter_invalid(f"company_id '{company_id}' appears twice")
-        if isinstance(body.get("plan"), dict):
-            body["plan"] = body["plan"].get("name")
-        writable = {k: v for k, v in body.items() if k in WRITABLE_COMPANY_FIELDS}
-        writable.update({k: body[k] for k in _SYSTEM_FIELDS if k in body})
-        write = self._prepare(writable, system=True)
-        company = self._companies.create(company_id, write, intercom_id=body.get("id"))
-        company.update({k: body[k] for k in ("created_at", "updated_at") if body.get(k)})
-
     def _emit(self, topic: str, item: JSON) -> None:
         # Called under the lock, so notifications are queued in the order the changes happened.
         for sink in self._sinks:
             sink.publish(topic, copy.deepcopy(item))
-
-
-def _refuse_unknown(body: Mapping[str, Any], also: set[str]) -> None:
-    for key in body:
-        if key not in WRITABLE_COMPANY_FIELDS and key not in also:
-            raise IntercomError(400, "bad_request", f"bad '{key}' parameter")
-
-
-def _company_id(value: Any) -> str:
-    if value is None or value == "":
-        raise IntercomError(
-            400, "parameter_not_found", "company_id not specified", field="company_id"
-        )
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise parameter_invalid("company_id must be a string", "company_id")
-    return value

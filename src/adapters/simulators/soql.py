@@ -1,4 +1,4 @@
-"""A small SOQL subset for the Salesforce simulator: tokenizer and recursive-descent parser.
+"""A small SOQL subset for the Salesforce simulator: the recursive-descent parser.
 
 Supported::
 
@@ -10,176 +10,49 @@ parentheses and a leading ``NOT``. As in Salesforce, mixing ``AND`` and ``OR`` a
 without parentheses is a MALFORMED_QUERY, and literals must match the field type (quoted strings
 for text, bare numbers, ``true``/``false``, ``null``, ``2024-05-01`` dates and
 ``2024-05-01T00:00:00Z`` datetimes). Field names are case-insensitive. Nothing is ever ``eval``-ed;
-:mod:`.soql_eval` runs the parsed :class:`Query` over rows.
+:mod:`.soql_lexer` splits the text into tokens, :mod:`.soql_model` holds the parsed :class:`Query`
+(importable from here too), and :mod:`.soql_eval` runs it over rows.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
-TEXT_TYPES = frozenset(
-    {"string", "textarea", "picklist", "multipicklist", "combobox", "url", "phone", "email"}
+from adapters.simulators.soql_lexer import Token, like_regex, located, tokenize
+from adapters.simulators.soql_model import (
+    ID_RE,
+    ID_TYPES,
+    NUMBER_TYPES,
+    TEXT_TYPES,
+    Comparison,
+    Condition,
+    Entity,
+    FieldLike,
+    Junction,
+    OrderItem,
+    Query,
+    SoqlError,
 )
-ID_TYPES = frozenset({"id", "reference"})
-NUMBER_TYPES = frozenset({"int", "long", "double", "currency", "percent"})
-ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
-
-class SoqlError(Exception):
-    """A query Salesforce would refuse; ``code`` is the REST errorCode (MALFORMED_QUERY, ...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class FieldLike(Protocol):
-    """What the parser needs to know about a field (the describe metadata satisfies it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def filterable(self) -> bool: ...
-    @property
-    def sortable(self) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Entity:
-    """A queryable sObject: its API name and its fields keyed by lower-cased name."""
-
-    name: str
-    fields: Mapping[str, FieldLike]
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # ident, string, number, date, datetime, op, punct, eof
-    text: str
-    value: Any
-    pos: int
-
-
-@dataclass(frozen=True)
-class Comparison:
-    field: str
-    ftype: str
-    op: str  # =, !=, <, <=, >, >=, LIKE, IN, NOT IN
-    value: Any  # a literal, a tuple of literals for IN, a compiled regex for LIKE
-
-
-@dataclass(frozen=True)
-class Junction:
-    op: str  # AND, OR, NOT
-    parts: tuple[Condition, ...]
-
-
-Condition = Comparison | Junction
-
-
-@dataclass(frozen=True)
-class OrderItem:
-    field: str
-    ftype: str
-    descending: bool
-    nulls_first: bool
-
-
-@dataclass(frozen=True)
-class Query:
-    """A parsed, type-checked query. ``fields`` holds describe-cased names."""
-
-    entity: str
-    fields: tuple[str, ...]
-    count_only: bool
-    where: Condition | None
-    order_by: tuple[OrderItem, ...]
-    limit: int | None
-    offset: int | None
-
-
-_TOKEN_RE = re.compile(
-    r"""
-    (?P<ws>\s+)
-   |(?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2}))
-   |(?P<baddatetime>\d{4}-\d{2}-\d{2}T[\w:.+-]*)
-   |(?P<date>\d{4}-\d{2}-\d{2}(?![\w:]))
-   |(?P<number>-?\d+(?:\.\d+)?(?![\w.]))
-   |(?P<string>'(?:[^'\\]|\\.)*')
-   |(?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
-   |(?P<op><=|>=|!=|<>|=|<|>)
-   |(?P<punct>[(),])
-    """,
-    re.VERBOSE,
-)
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
-
-
-def _located(text: str, pos: int, message: str) -> str:
-    """Salesforce's error layout: the offending line, a caret, Row/Column, the message."""
-    start = text.rfind("\n", 0, pos) + 1
-    end = text.find("\n", pos)
-    line = text[start : end if end >= 0 else len(text)]
-    row, col = text.count("\n", 0, pos) + 1, pos - start + 1
-    return f"\n{line}\n{' ' * (col - 1)}^\nERROR at Row:{row}:Column:{col}\n{message}"
-
-
-_ESCAPE_RE = re.compile(r"\\(.)|(%)|(_)|(.)", re.DOTALL)
-
-
-def _unescape(body: str) -> str:
-    # \% and \_ stay escaped: they only mean something to LIKE (see _like_regex).
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
-
-
-def _like_regex(raw: str) -> re.Pattern[str]:
-    """LIKE pattern -> regex: % is any run, _ any one character, backslash escapes."""
-
-    def part(m: re.Match[str]) -> str:
-        if m.group(1) is not None:
-            return re.escape(_ESCAPES.get(m.group(1), m.group(1)))
-        return ".*" if m.group(2) else "." if m.group(3) else re.escape(m.group(4))
-
-    return re.compile(_ESCAPE_RE.sub(part, raw), re.IGNORECASE | re.DOTALL)
-
-
-def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens; raises MALFORMED_QUERY on characters SOQL does not know."""
-    tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN_RE.match(text, pos)
-        if m is None or m.lastgroup == "baddatetime":
-            bad = text[pos:].split(None, 1)[0] if m is None else m.group()
-            raise SoqlError("MALFORMED_QUERY", _located(text, pos, f"unexpected token: '{bad}'"))
-        kind, raw = m.lastgroup or "", m.group()
-        if kind != "ws":
-            value: Any = raw
-            if kind == "string":
-                value = _unescape(raw[1:-1])
-            elif kind == "number":
-                value = float(raw) if "." in raw else int(raw)
-            elif kind in ("date", "datetime"):
-                value = _parse_temporal(text, pos, raw, kind)
-            tokens.append(Token(kind, raw, value, pos))
-        pos = m.end()
-    tokens.append(Token("eof", "<EOF>", None, len(text)))
-    return tokens
-
-
-def _parse_temporal(text: str, pos: int, raw: str, kind: str) -> date | datetime:
-    try:
-        return date.fromisoformat(raw) if kind == "date" else datetime.fromisoformat(raw)
-    except ValueError:
-        raise SoqlError("MALFORMED_QUERY", _located(text, pos, f"invalid {kind}: {raw}")) from None
-
+# The model is importable from here too: the Salesforce simulator imports it from this module.
+__all__ = [
+    "ID_RE",
+    "ID_TYPES",
+    "NUMBER_TYPES",
+    "TEXT_TYPES",
+    "Comparison",
+    "Condition",
+    "Entity",
+    "FieldLike",
+    "Junction",
+    "OrderItem",
+    "Query",
+    "SoqlError",
+    "Token",
+    "parse",
+    "tokenize",
+]
 
 _RESERVED = frozenset(
     {"AND", "OR", "NOT", "IN", "LIKE", "FROM", "WHERE", "ORDER", "BY", "LIMIT", "OFFSET", "SELECT"}
@@ -212,7 +85,7 @@ class _Parser:
         tok = tok or self.tok
         return SoqlError(
             "MALFORMED_QUERY",
-            _located(self.text, tok.pos, message or f"unexpected token: {tok.text}"),
+            located(self.text, tok.pos, message or f"unexpected token: {tok.text}"),
         )
 
     def expect_kw(self, word: str) -> Token:
@@ -237,7 +110,7 @@ class _Parser:
                 "relationship name. Please reference your WSDL or the describe call for the "
                 "appropriate names."
             )
-            raise SoqlError("INVALID_FIELD", _located(self.text, tok.pos, msg))
+            raise SoqlError("INVALID_FIELD", located(self.text, tok.pos, msg))
         spec = self.entity.fields.get(tok.text.lower())
         if spec is None:
             msg = (
@@ -246,7 +119,7 @@ class _Parser:
                 "field name. Please reference your WSDL or the describe call for the appropriate "
                 "names."
             )
-            raise SoqlError("INVALID_FIELD", _located(self.text, tok.pos, msg))
+            raise SoqlError("INVALID_FIELD", located(self.text, tok.pos, msg))
         return spec
 
     # -- grammar -------------------------------------------------------------------------------
@@ -264,7 +137,7 @@ class _Parser:
                 "custom object, be sure to append the '__c' after the entity name. Please "
                 "reference your WSDL or the describe call for the appropriate names."
             )
-            raise SoqlError("INVALID_TYPE", _located(self.text, name_tok.pos, msg))
+            raise SoqlError("INVALID_TYPE", located(self.text, name_tok.pos, msg))
         self.entity = entity
         fields: list[str] = []
         for tok in select:
@@ -320,7 +193,7 @@ class _Parser:
         spec = self.field(tok)
         if not spec.sortable:
             msg = f"field '{spec.name}' can not be sorted in a query call"
-            raise SoqlError("INVALID_FIELD", _located(self.text, tok.pos, msg))
+            raise SoqlError("INVALID_FIELD", located(self.text, tok.pos, msg))
         descending = False
         if self.is_kw("ASC", "DESC"):
             descending = self.advance().text.upper() == "DESC"
@@ -360,7 +233,7 @@ class _Parser:
         spec = self.field(field_tok)
         if not spec.filterable:
             msg = f"field '{spec.name}' can not be filtered in a query call"
-            raise SoqlError("INVALID_FIELD", _located(self.text, field_tok.pos, msg))
+            raise SoqlError("INVALID_FIELD", located(self.text, field_tok.pos, msg))
         if self.is_kw("NOT", "IN"):
             negate = self.advance().text.upper() == "NOT"
             if negate:
@@ -378,7 +251,7 @@ class _Parser:
             if tok.kind != "string" or spec.type not in TEXT_TYPES | ID_TYPES:
                 raise self.fail(tok, f"invalid operator on field '{spec.name}': LIKE")
             self.advance()
-            return Comparison(spec.name, spec.type, "LIKE", _like_regex(tok.text[1:-1]))
+            return Comparison(spec.name, spec.type, "LIKE", like_regex(tok.text[1:-1]))
         if self.tok.kind != "op":
             raise self.fail()
         op = self.advance().text
@@ -401,7 +274,7 @@ class _Parser:
             if ftype in ID_TYPES and not ID_RE.match(tok.value):
                 raise SoqlError(
                     "INVALID_QUERY_FILTER_OPERATOR",
-                    _located(self.text, tok.pos, f"invalid ID field: {tok.value}"),
+                    located(self.text, tok.pos, f"invalid ID field: {tok.value}"),
                 )
             return tok.value
         if ftype in NUMBER_TYPES and tok.kind == "number":
@@ -417,7 +290,7 @@ class _Parser:
         how = "should be enclosed in quotes" if quoted else "should not be enclosed in quotes"
         msg = f"value of filter criterion for field '{spec.name}' must be of type {expected} and "
         msg += how
-        return SoqlError("INVALID_FIELD", _located(self.text, tok.pos, msg))
+        return SoqlError("INVALID_FIELD", located(self.text, tok.pos, msg))
 
 
 def parse(text: str, entities: Mapping[str, Entity]) -> Query:

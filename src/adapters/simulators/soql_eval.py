@@ -1,4 +1,4 @@
-"""Run a parsed SOQL :class:`~adapters.simulators.soql.Query` over in-memory rows, SOQL-style.
+"""Run a parsed SOQL :class:`~adapters.simulators.soql_model.Query` over in-memory rows, SOQL-style.
 
 Text compares case-insensitively, ids on their case-sensitive 15-character form, multipicklists
 as sets; ``!=`` and ``NOT IN`` match nulls while ordering operators never do; ASC sorts put nulls
@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from adapters.simulators.soql import ID_TYPES, TEXT_TYPES, Condition, Junction, OrderItem, Query
+from adapters.simulators.soql_model import (
+    ID_TYPES,
+    TEXT_TYPES,
+    Condition,
+    Junction,
+    OrderItem,
+    Query,
+)
 
 
 def _key(ftype: str, value: Any) -> Any:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from adapters.sync.cycle import CycleReport, run_cycle
@@ -93,7 +94,7 @@ def run_backfill(
     if not dry_run and not run_id:
         app.record_run(
             stream,
-            [(ev.BackfillStarted, {"run_id": report.run_id, "requested_by": requested_by})],
+            [partial(ev.BackfillStarted, run_id=report.run_id, requested_by=requested_by)],
         )
     snapshots: list[Fact] = []
     if read is None:
@@ -105,13 +106,11 @@ def run_backfill(
         app.record_run(
             stream,
             [
-                (
+                partial(
                     ev.BackfillRead,
-                    {
-                        "run_id": report.run_id,
-                        "accounts": report.accounts,
-                        "companies": report.companies,
-                    },
+                    run_id=report.run_id,
+                    accounts=report.accounts,
+                    companies=report.companies,
                 )
             ],
         )
@@ -130,21 +129,19 @@ def run_backfill(
         # a run stopped during a batch's cycle (killed, or an outage) left writes planned:
         # send them before finishing, even when no key is left to decide
         _merge(report.cycles, run_cycle(app, salesforce, intercom, poll_salesforce=False))
-    failed = [f for f in report.cycles.failures if not f["retryable"]]
+    failed = [f for f in report.cycles.failures if not f.retryable]
     pending = len(app.pending_writes())
     still = f", {pending} still pending (the sync retries them)" if pending else ""
     app.record_run(
         stream,
         [
-            (
+            partial(
                 ev.BackfillFinished,
-                {
-                    "run_id": report.run_id,
-                    "outcome": "completed with failures" if failed else "completed",
-                    "detail": f"{report.cycles.mappings_made} mapping(s) made, "
-                    f"{report.cycles.writes_applied} write(s) applied, {len(failed)} failed"
-                    f"{still}",
-                },
+                run_id=report.run_id,
+                outcome="completed with failures" if failed else "completed",
+                detail=f"{report.cycles.mappings_made} mapping(s) made, "
+                f"{report.cycles.writes_applied} write(s) applied, {len(failed)} failed"
+                f"{still}",
             )
         ],
     )
@@ -216,12 +213,12 @@ def _preview(app: LedgerApp, snapshots: list[Fact], report: BackfillReport) -> B
                     "system": e.system,
                     "record_id": e.record_id,
                     "company_id": e.company_id,
-                    "field": p["field"],
-                    "before": p["before"],
-                    "value": p["value"],
-                    "type": p["type"],
+                    "field": p.field,
+                    "before": p.before,
+                    "value": p.value,
+                    "type": p.type,
                 }
-                for p in e.planned
+                for p in e.writes
             ]
     return report
 

@@ -46,6 +46,7 @@ from ledger.facts import (
 )
 from ledger.state import PendingWrite
 from ledger.values import is_empty, same_value
+from ledger.writes import ApiCall, RejectedWrite
 
 #: A write that failed this many times (retryably) is given up.
 MAX_ATTEMPTS = 5
@@ -95,8 +96,9 @@ class CycleReport:
     echoes_by_system: Counter[str] = field(default_factory=Counter)
     #: records recorded as never synced (person accounts, companies without company_id)
     ignored: set[tuple[str, str]] = field(default_factory=set)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    #: values a destination cannot take (the destination: the other system than the source's)
+    rejected: list[RejectedWrite] = field(default_factory=list)
+    failures: list[ev.WriteFailed] = field(default_factory=list)
     overwrites: list[Overwrite] = field(default_factory=list)
 
     @property
@@ -113,10 +115,8 @@ class CycleReport:
                 self.unmapped_by_reason[e.reason] += 1
             elif isinstance(e, ev.SyncPlanned):
                 self.writes_planned += len(e.planned)
-                self.skipped_by_rule.update(str(s["rule"]) for s in e.skipped)
-                self.rejected += [
-                    {"system": e.system, "record_id": e.record_id, **r} for r in e.rejected
-                ]
+                self.skipped_by_rule.update(s.rule for s in e.skips)
+                self.rejected += e.rejections
             elif isinstance(e, ev.WriteSkipped):
                 self.skipped_by_rule[e.rule] += 1
             elif isinstance(e, ev.WriteApplied):
@@ -125,12 +125,7 @@ class CycleReport:
                 self._overwrite(e)
             elif isinstance(e, ev.WriteFailed):
                 self.writes_failed += 1
-                self.failures.append(
-                    {"system": e.system, "record_id": e.record_id,
-                     "company_id": e.write["company_id"], "field": e.write["field"],
-                     "value": e.write["value"], "error": e.error, "code": e.code,
-                     "retryable": e.retryable}
-                )  # fmt: skip
+                self.failures.append(e)
             elif isinstance(e, ev.RecordIgnored):
                 self.ignored.add((e.system, e.record_id))
             elif isinstance(e, ev.EchoRecognised):
@@ -139,22 +134,20 @@ class CycleReport:
         return self
 
     def _overwrite(self, e: ev.WriteApplied) -> None:
-        w = e.write
-        if is_empty(e.before) or same_value(w["value"], e.before, str(w["type"])):
+        w = e.planned_write
+        if is_empty(e.before) or same_value(w.value, e.before, w.type):
             return
-        m = w["mapping"]
-        arrow = "←" if m["direction"] == "salesforce_to_intercom" else "→"
         self.overwrites.append(
             Overwrite(
                 system=e.system,
                 record_id=e.record_id,
-                company_id=str(w["company_id"]),
-                field=str(w["field"]),
+                company_id=w.company_id,
+                field=w.field,
                 before=e.before,
-                after=w["value"],
-                mapping=f"{m['intercom']} {arrow} {m['salesforce']}",
-                config_version=int(w["config_version"]),
-                trigger=str(w["trigger"]),
+                after=w.value,
+                mapping=w.mapping.label,
+                config_version=w.config_version,
+                trigger=w.trigger,
             )
         )
 
@@ -230,7 +223,7 @@ def _tier(app: LedgerApp, salesforce: AccountSystem) -> Tier:
     if usage is not None:
         return budget_tier(usage.used, usage.limit, usage.allocation)
     known = app.state.api_usage(ev.SALESFORCE)
-    return "normal" if known is None else known["tier"]
+    return "normal" if known is None else known.tier
 
 
 def _record_usage(app: LedgerApp, usage: ApiUsage | None) -> list[Recorded]:
@@ -240,14 +233,9 @@ def _record_usage(app: LedgerApp, usage: ApiUsage | None) -> list[Recorded]:
 
 
 def _paused(app: LedgerApp, salesforce: AccountSystem) -> str:
-    live = salesforce.api_usage()
-    known: Mapping[str, Any] = (
-        {"used": live.used, "limit": live.limit, "allocation": live.allocation}
-        if live is not None
-        else app.state.api_usage(ev.SALESFORCE) or {}
-    )
-    used, limit, allocation = known.get("used"), known.get("limit"), known.get("allocation")
-    budget = daily_budget(limit, allocation) if limit is not None else allocation
+    known = salesforce.api_usage() or app.state.api_usage(ev.SALESFORCE)
+    used = None if known is None else known.used
+    budget = None if known is None else daily_budget(known.limit, known.allocation)
     return (
         f"event sync paused: Salesforce API usage {used} of {budget} calls allowed today is "
         "at or above 80 %; it resumes when usage falls"
@@ -357,8 +345,7 @@ def _send(
         again: dict[str, list[PendingWrite]] = {}
         for (record_id, values), result in zip(updates, results, strict=True):
             writes = remaining[record_id]
-            call = {"system": system, "operation": "update", "record_id": record_id,
-                    "fields": sorted(values), **result.api_call}  # fmt: skip
+            call = ApiCall(system, "update", record_id, tuple(sorted(values)), result.api_call)
             if result.ok:
                 before = current.get((system, record_id), {})
                 outcomes += [

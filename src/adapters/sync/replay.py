@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from adapters.sync.ports import SandboxOrg, usage_tier
@@ -43,9 +44,10 @@ from adapters.sync.replay_request import (
     check_target,
 )
 from ledger import events as ev
-from ledger.application import LedgerApp
+from ledger.application import Draft, LedgerApp
 from ledger.catalog import IntercomAttribute
 from ledger.facts import AccountChange
+from ledger.replay_batches import BatchOutcome, RecordAnswer, ReplayWrite
 from ledger.replay_runs import RunStatus, replay_stream, run_status
 from ledger.values import same_value
 
@@ -75,43 +77,42 @@ def start_run(
 ) -> RunStatus:
     """Record the run and its whole plan (every batch) in one transaction, before sending."""
     batches = [] if request.dry_run else planned.plan.batches()
-    started = {
-        "run_id": run_id,
-        "requested_by": request.requested_by,
-        "target_org_id": org.org_id,
-        "target_instance_url": org.instance_url,
-        "window_from": request.window_from.isoformat() if request.window_from else None,
-        "window_until": request.window_until.isoformat() if request.window_until else None,
-        "until_position": planned.until_position,
-        "config": planned.config.to_dict(),
-        "config_source": request.config_source,
-        "dry_run": request.dry_run,
-        "arguments": request.arguments(),
-        "batches": len(batches),
-        "summary": {
+    started = partial(
+        ev.ReplayStarted,
+        run_id=run_id,
+        requested_by=request.requested_by,
+        target_org_id=org.org_id,
+        target_instance_url=org.instance_url,
+        window_from=request.window_from.isoformat() if request.window_from else None,
+        window_until=request.window_until.isoformat() if request.window_until else None,
+        until_position=planned.until_position,
+        config=planned.config.to_dict(),
+        config_source=request.config_source,
+        dry_run=request.dry_run,
+        arguments=request.arguments(),
+        batches=len(batches),
+        summary={
             **planned.plan.summary(),
             "facts_replayed": planned.facts_replayed,
             "facts_before_window": planned.facts_before,
         },
-    }
-    items: list[tuple[type[ev.LedgerEvent], dict[str, Any]]] = [(ev.ReplayStarted, started)]
+    )
+    items: list[Draft] = [started]
     items += [
-        (ev.ReplayBatchPlanned, {"run_id": run_id, "batch": n, "writes": writes})
-        for n, writes in enumerate(batches, start=1)
+        partial(ev.ReplayBatchPlanned, run_id=run_id, batch=n, writes=[w.stored() for w in ws])
+        for n, ws in enumerate(batches, start=1)
     ]
     if request.dry_run:
         summary = planned.plan.summary()
         detail = f"{summary['writes']} write(s) to {summary['records']} record(s) planned"
         items.append(
-            (
+            partial(
                 ev.ReplayFinished,
-                {
-                    "run_id": run_id,
-                    "outcome": "dry run",
-                    "applied": 0,
-                    "failed": 0,
-                    "detail": detail,
-                },
+                run_id=run_id,
+                outcome="dry run",
+                applied=0,
+                failed=0,
+                detail=detail,
             )
         )
     app.record_run(replay_stream(run_id), items)
@@ -155,18 +156,28 @@ def apply_run(
     for batch in sorted(status.planned):
         writes = status.planned[batch]
         if status.is_done(batch):
-            progress(len({w["record_id"] for w in writes}))
+            progress(len({w.record_id for w in writes}))
             continue
         _check_budget(app, target, status)
         with _paused_if_unanswered(app, target, status):
             _same_org(target, status.started.target_org_id)
             outcome = _send_batch(target, writes, recheck=resumed or batch in status.applied)
         app.record_run(
-            stream, [(ev.ReplayBatchApplied, {"run_id": status.run_id, "batch": batch, **outcome})]
+            stream,
+            [
+                partial(
+                    ev.ReplayBatchApplied,
+                    run_id=status.run_id,
+                    batch=batch,
+                    results=[a.stored() for a in outcome.answers],
+                    already=list(outcome.already),
+                    api_calls=outcome.api_calls,
+                )
+            ],
         )
-        if any(r["retryable"] and not r["ok"] for r in outcome["results"]):
+        if any(a.may_succeed_later for a in outcome.answers):
             _pause(app, status, "the target org refused some writes for now (retryable)")
-        progress(len({w["record_id"] for w in writes}))
+        progress(len({w.record_id for w in writes}))
     final = load_run(app, status.run_id)
     assert final is not None
     counts = final.counts()
@@ -179,15 +190,13 @@ def apply_run(
     app.record_run(
         stream,
         [
-            (
+            partial(
                 ev.ReplayFinished,
-                {
-                    "run_id": status.run_id,
-                    "outcome": outcome_name,
-                    "applied": counts["records_applied"],
-                    "failed": failed,
-                    "detail": detail,
-                },
+                run_id=status.run_id,
+                outcome=outcome_name,
+                applied=counts["records_applied"],
+                failed=failed,
+                detail=detail,
             )
         ],
     )
@@ -227,7 +236,7 @@ def _paused_if_unanswered(app: LedgerApp, target: SandboxOrg, status: RunStatus)
 def _pause(app: LedgerApp, status: RunStatus, reason: str) -> None:
     app.record_run(
         replay_stream(status.run_id),
-        [(ev.ReplayPaused, {"run_id": status.run_id, "reason": reason})],
+        [partial(ev.ReplayPaused, run_id=status.run_id, reason=reason)],
     )
     raise ReplayStopped(
         f"replay {status.run_id} paused: {reason}; run the same command again (or "
@@ -251,21 +260,21 @@ def _same_org(target: SandboxOrg, org_id: str) -> None:
 
 def _send_batch(
     target: SandboxOrg,
-    writes: list[dict[str, Any]],
+    writes: list[ReplayWrite],
     *,
     recheck: bool,
-) -> dict[str, Any]:
+) -> BatchOutcome:
     """One batch: (on resume) read the target records and drop values already there; send the
     rest in one collection request; the outcome to record."""
     values: dict[str, dict[str, Any]] = {}
     types: dict[tuple[str, str], str] = {}
     for w in writes:
-        values.setdefault(w["record_id"], {})[w["field"]] = w["value"]
-        types[(w["record_id"], w["field"])] = str(w["type"])
+        values.setdefault(w.record_id, {})[w.field] = w.value
+        types[(w.record_id, w.field)] = w.type
     before = api_calls(target)
     already: list[str] = []
     if recheck:
-        fields = sorted({w["field"] for w in writes})
+        fields = sorted({w.field for w in writes})
         target.fields = tuple(dict.fromkeys([*target.fields, *fields]))
         current = {
             f.salesforce_id: f.fields
@@ -285,21 +294,14 @@ def _send_batch(
                 already.append(record_id)
                 del values[record_id]
     results = target.write(list(values.items())) if values else []
-    return {
-        "results": [
-            {
-                "record_id": r.record_id,
-                "ok": r.ok,
-                "code": r.code,
-                "message": r.message,
-                "fields": list(r.fields),
-                "retryable": r.retryable,
-            }
+    return BatchOutcome(
+        answers=[
+            RecordAnswer(r.record_id, r.ok, r.code, r.message, tuple(r.fields), r.retryable)
             for r in results
         ],
-        "already": already,
-        "api_calls": api_calls(target) - before,
-    }
+        already=already,
+        api_calls=api_calls(target) - before,
+    )
 
 
 # --- the whole run -----------------------------------------------------------------------------
