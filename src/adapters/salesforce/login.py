@@ -319,4 +319,6 @@ def _login_error(
         f"Salesforce refused {refused} ({reason}); check "
         f"{', '.join(variables[:-1])} and {variables[-1]}"
     )
+    if flow == "JWT bearer" and "expired" in reason:
+        message += ", and this machine's clock (the assertion expires 3 minutes after it)"
     return SalesforceAuthError(message, status=status, code=code)

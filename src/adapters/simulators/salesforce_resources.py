@@ -41,7 +41,11 @@ class SimulatorSettings:
     """Per-app behaviour: credentials, org identity, limits and fault injection.
 
     ``username`` None refuses every SOAP login; otherwise a login must send ``username`` and
-    ``password + security_token`` (see :mod:`.salesforce_login`).
+    ``password + security_token`` (see :mod:`.salesforce_login`). ``consumer_key`` names the one
+    connected app of the OAuth token endpoint (see :mod:`.salesforce_oauth`): the JWT bearer flow
+    needs ``jwt_public_key`` (from its certificate) and ``username`` as the subject, the client
+    credentials flow ``consumer_secret``. ``session_timeout`` seconds idle end a session (see
+    :mod:`.salesforce_sessions`); None: sessions never end.
     """
 
     token: str
@@ -54,6 +58,10 @@ class SimulatorSettings:
     username: str | None = None
     password: str = field(default="", repr=False)
     security_token: str = field(default="", repr=False)
+    consumer_key: str | None = None
+    consumer_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: Any = None  # an RSA public key of cryptography
+    session_timeout: float | None = None
 
 
 @dataclass
