@@ -219,6 +219,21 @@ def create_salesforce_app(
     )
     app.state.sessions = Sessions(app.state.settings, clock)
 
+    _add_sim_routes(app)
+    app.add_route(
+        "/services/Soap/u/{version}", soap_login, methods=["POST"], include_in_schema=False
+    )
+    app.add_route("/services/oauth2/token", oauth_token, methods=["POST"], include_in_schema=False)
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    app.add_route(
+        "/services/data{rest:path}", _services_data, methods=methods, include_in_schema=False
+    )
+    return app
+
+
+def _add_sim_routes(app: FastAPI) -> None:
+    """The test hooks under ``/_sim/``: counters, resetting them, the fault rate."""
+
     @app.get("/_sim/counters")
     def counters() -> dict[str, int]:
         counts: dict[str, int] = app.state.salesforce.counters
@@ -234,16 +249,6 @@ def create_salesforce_app(
     def set_faults(body: dict[str, float]) -> dict[str, float]:
         app.state.settings.fault_rate = float(body.get("rate", 0.0))
         return {"rate": app.state.settings.fault_rate}
-
-    app.add_route(
-        "/services/Soap/u/{version}", soap_login, methods=["POST"], include_in_schema=False
-    )
-    app.add_route("/services/oauth2/token", oauth_token, methods=["POST"], include_in_schema=False)
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    app.add_route(
-        "/services/data{rest:path}", _services_data, methods=methods, include_in_schema=False
-    )
-    return app
 
 
 def read_bytes(path: str) -> bytes:

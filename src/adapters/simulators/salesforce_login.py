@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from fastapi import Request
 from starlette.responses import Response
 
-from adapters.simulators.salesforce_resources import SimulatorSettings
+from adapters.simulators.salesforce_calls import SimulatorSettings
 from adapters.simulators.salesforce_sessions import Sessions
 from adapters.simulators.salesforce_state import SalesforceState
 from adapters.simulators.salesforce_values import make_id

@@ -36,7 +36,7 @@ import jwt
 from fastapi import Request
 from starlette.responses import Response
 
-from adapters.simulators.salesforce_resources import SimulatorSettings, json_response
+from adapters.simulators.salesforce_calls import SimulatorSettings, json_response
 from adapters.simulators.salesforce_sessions import Sessions
 from adapters.simulators.salesforce_state import SalesforceState
 from adapters.simulators.salesforce_values import make_id

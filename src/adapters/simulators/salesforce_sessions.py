@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable
 
-from adapters.simulators.salesforce_resources import SimulatorSettings
+from adapters.simulators.salesforce_calls import SimulatorSettings
 
 __all__ = ["Sessions"]
 
