@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from adapters.cli.main import app
 from adapters.salesforce.login import PasswordLogin, SalesforceConnector
 from tests.e2e.stack import Stack, launch, wait_for
 from tests.salesforce_auth import (
@@ -103,3 +105,30 @@ def test_serve_renews_expired_sessions_with_each_flow(tmp_path: Path, flow: str)
         health = httpx.get(f"{stack.service_url}/health").json()
         assert health["status"] == "ok", health
         assert "Traceback" not in stack.log("serve")
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--consumer-secret", "s"], "--consumer-key"),
+        (["--consumer-key", "k", "--jwt-certificate", "cert.pem"], "--username"),
+        (["--username", "u"], "--password"),
+        (["--consumer-key", "k", "--username", "u", "--jwt-certificate", "nope.pem"], "nope.pem"),
+        (
+            ["--consumer-key", "k", "--username", "u", "--jwt-certificate", "key.pem"],
+            "not a PEM X.509 certificate",
+        ),
+    ],
+    ids=["secret-without-key", "certificate-without-user", "user-alone", "missing", "not-a-cert"],
+)
+def test_simulate_salesforce_refuses_incomplete_login_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], says: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    (tmp_path / "cert.pem").write_bytes(key_pair().certificate)
+    (tmp_path / "key.pem").write_text(key_pair().private_key, encoding="ascii")
+    result = CliRunner().invoke(app, ["simulate", "salesforce", "--port", "1", *options])
+    assert result.exit_code == 2
+    assert says in result.output
+    assert "Traceback" not in result.output
