@@ -530,9 +530,11 @@ class SalesforceAccounts:
         where = f"{method} {path}"
         detail = f"{code}: {message}" if code else message
         if status == 401 and self._login is not None:
+            renewed = code == "INVALID_SESSION_ID"  # _call renewed it once before this answer
+            after = f" right after a new {self._login.flow} login" if renewed else ""
             return SalesforceAuthError(
-                f"{where}: Salesforce refused the session ({detail}) right after a new "
-                f"{self._login.flow} login; check the integration user's access",
+                f"{where}: Salesforce refused the session ({detail}){after}; check the "
+                "integration user's access",
                 status=status,
                 code=code,
             )
