@@ -20,7 +20,13 @@ from sqlalchemy.engine import make_url
 from adapters.intercom.client import IntercomCompanies
 from adapters.intercom.system import IntercomSystem
 from adapters.salesforce.client import SalesforceAccounts
-from adapters.salesforce.login import connect_with_password
+from adapters.salesforce.login import (
+    ClientCredentialsLogin,
+    Credentials,
+    JwtBearerLogin,
+    PasswordLogin,
+    SalesforceConnector,
+)
 from adapters.salesforce.system import SalesforceSystem
 from adapters.service.errors import ServiceError
 from adapters.service.intake import WebhookIntake
@@ -126,7 +132,11 @@ def open_projector(ledger: EventLog, database_url: str) -> Projector:
 def salesforce_accounts(
     settings: Settings, config: ActiveConfig | None = None
 ) -> SalesforceAccounts:
-    """The Salesforce adapter, logged in the configured way (reading what ``config`` needs)."""
+    """The Salesforce adapter, logged in the configured way (reading what ``config`` needs).
+
+    A session id is used as given; the password, JWT bearer and client credentials logins log
+    in now and again whenever Salesforce refuses the session (see ``SalesforceAccounts``).
+    """
     mode = settings.salesforce_auth()
     common: dict[str, Any] = {
         "fields": salesforce_fields(config) if config else ALWAYS_READ,
@@ -141,22 +151,43 @@ def salesforce_accounts(
             settings.salesforce_session_id.get_secret_value(),
             **common,
         )
+    credentials: Credentials
     if mode == "password":
         assert settings.salesforce_username and settings.salesforce_password
         token = settings.salesforce_security_token
-        client = connect_with_password(
+        credentials = PasswordLogin(
             settings.salesforce_username,
             settings.salesforce_password.get_secret_value(),
             token.get_secret_value() if token else "",
-            domain=settings.salesforce_domain,
-            login_url=settings.salesforce_login_url,
         )
-        return SalesforceAccounts(client=client, **common)
-    raise SettingsError(
-        "SYNCLEDGER_SALESFORCE_INSTANCE_URL: not set (give it and "
-        "SYNCLEDGER_SALESFORCE_SESSION_ID, or SYNCLEDGER_SALESFORCE_USERNAME/_PASSWORD/"
-        "_SECURITY_TOKEN)"
+    elif mode == "jwt":
+        assert settings.salesforce_consumer_key and settings.salesforce_username
+        credentials = JwtBearerLogin(
+            settings.salesforce_consumer_key,
+            settings.salesforce_username,
+            settings.salesforce_private_key().get_secret_value(),
+        )
+    elif mode == "client_credentials":
+        assert settings.salesforce_consumer_key and settings.salesforce_consumer_secret
+        credentials = ClientCredentialsLogin(
+            settings.salesforce_consumer_key,
+            settings.salesforce_consumer_secret.get_secret_value(),
+        )
+    else:
+        raise SettingsError(
+            "SYNCLEDGER_SALESFORCE_INSTANCE_URL: not set (give it and "
+            "SYNCLEDGER_SALESFORCE_SESSION_ID, or SYNCLEDGER_SALESFORCE_USERNAME/_PASSWORD/"
+            "_SECURITY_TOKEN, or SYNCLEDGER_SALESFORCE_CONSUMER_KEY with _PRIVATE_KEY_FILE and "
+            "_USERNAME or with _CONSUMER_SECRET)"
+        )
+    login = SalesforceConnector(
+        credentials, domain=settings.salesforce_domain, login_url=settings.salesforce_login_url
     )
+    try:
+        return SalesforceAccounts(login=login, **common)
+    except BaseException:
+        login.close()
+        raise
 
 
 @contextmanager

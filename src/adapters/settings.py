@@ -14,11 +14,14 @@ are held as :class:`~pydantic.SecretStr` (or :class:`ApiKeys`) and never appear 
 | `SYNCLEDGER_DATABASE_URL` | `sqlite:///syncledger.db` | Ledger database: `sqlite:///path.db`, `postgresql://…`, `postgresql+psycopg://…` or `memory://`. The default is a SQLite file in the working directory. |
 | `SYNCLEDGER_SALESFORCE_INSTANCE_URL` | unset | Session login: the org's `http(s)://` instance URL (with `SYNCLEDGER_SALESFORCE_SESSION_ID`). |
 | `SYNCLEDGER_SALESFORCE_SESSION_ID` | unset | Session login: a session id or OAuth access token. Secret. |
-| `SYNCLEDGER_SALESFORCE_USERNAME` | unset | Password login: the integration user's username (with `SYNCLEDGER_SALESFORCE_PASSWORD`). |
+| `SYNCLEDGER_SALESFORCE_USERNAME` | unset | Password and JWT bearer logins: the integration user's username. |
 | `SYNCLEDGER_SALESFORCE_PASSWORD` | unset | Password login: that user's password. Secret. |
 | `SYNCLEDGER_SALESFORCE_SECURITY_TOKEN` | unset (empty) | Password login: the user's security token; leave unset when the org trusts the caller's IP range. Secret. |
-| `SYNCLEDGER_SALESFORCE_DOMAIN` | `login` | Password login: log in at `https://{domain}.salesforce.com` (`login`, `test` for sandboxes, or a My Domain such as `acme.my`). |
-| `SYNCLEDGER_SALESFORCE_LOGIN_URL` | unset | Password login: an `http(s)://host:port` that replaces the login host, e.g. a local Salesforce simulator. |
+| `SYNCLEDGER_SALESFORCE_CONSUMER_KEY` | unset | JWT bearer and client credentials logins: the connected app's consumer key. |
+| `SYNCLEDGER_SALESFORCE_PRIVATE_KEY_FILE` | unset | JWT bearer login: a PEM file holding the RSA private key whose certificate the connected app has. Its contents are secret. |
+| `SYNCLEDGER_SALESFORCE_CONSUMER_SECRET` | unset | Client credentials login: the connected app's consumer secret. Secret. |
+| `SYNCLEDGER_SALESFORCE_DOMAIN` | `login` | Password and OAuth logins: log in at `https://{domain}.salesforce.com` (`login`, `test` for sandboxes, or a My Domain such as `acme.my`, which the client credentials flow needs). |
+| `SYNCLEDGER_SALESFORCE_LOGIN_URL` | unset | Password and OAuth logins: an `http(s)://host:port` that replaces the login host, e.g. a local Salesforce simulator. |
 | `SYNCLEDGER_SALESFORCE_DAILY_API_ALLOCATION` | unset | This integration's share of the org's daily API calls (an integer > 0); unset means the org's whole daily limit as Salesforce reports it. |
 | `SYNCLEDGER_INTERCOM_BASE_URL` | `https://api.intercom.io` | Intercom REST API base URL (`http(s)://`; another region or a simulator). |
 | `SYNCLEDGER_INTERCOM_TOKEN` | unset | Intercom access token. Secret. |
@@ -34,29 +37,37 @@ are held as :class:`~pydantic.SecretStr` (or :class:`ApiKeys`) and never appear 
 | `SYNCLEDGER_LOG_LEVEL` | `INFO` | The least severe log records written: `DEBUG`, `INFO`, `WARNING` or `ERROR`. |
 | `SYNCLEDGER_REPLAY_ALLOWED_ORGS` | unset | Comma-separated Salesforce org Ids (15 or 18 letters and digits) that replays may target. |
 
-Salesforce is configured in one of two modes (see :meth:`Settings.salesforce_auth`): *session*
-(instance URL + session id) or *password* (username + password, optionally security token,
-domain and login URL). Configuring neither is fine until something needs Salesforce; a half
-configured mode, or both modes at once, is a :class:`SettingsError` from ``salesforce_auth()``.
+Salesforce is configured in one of four modes (see :meth:`Settings.salesforce_auth` and the
+table in :mod:`adapters.salesforce.modes`): *session* (instance URL + session id), *password*
+(username + password, optionally security token), *jwt* (consumer key + private key file +
+username) or *client_credentials* (consumer key + consumer secret); the last three may add the
+domain and the login URL. Configuring none is fine until something needs Salesforce; a half
+configured mode, or two modes at once, is a :class:`SettingsError` from ``salesforce_auth()``.
 """  # noqa: E501
 
 from __future__ import annotations
 
-import hmac
 import math
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
-from pydantic import GetCoreSchemaHandler, SecretStr, ValidationError, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_core import core_schema
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from adapters.api_keys import API_SCOPES, ApiKeys
+from adapters.environ import (
+    ENV_PREFIX,
+    env_name,
+    environ_source,
+    parse_http_url,
+    parse_int,
+    reading,
+    redact_url,
+    strip,
+)
+from adapters.salesforce.modes import SalesforceAuthMode, configured_mode, read_private_key
 from ledger.errors import SyncLedgerError
 
 __all__ = [
@@ -72,33 +83,34 @@ __all__ = [
     "redact_url",
 ]
 
-ENV_PREFIX = "SYNCLEDGER_"
-API_SCOPES: tuple[str, ...] = ("audit:read", "sync:operate", "replay:execute")
-"""The scopes an API key can grant, as written in ``SYNCLEDGER_API_KEYS``."""
-
-SalesforceAuthMode = Literal["session", "password"]
-
 # Fields whose values are secret: their values never appear in messages.
 _SECRET_FIELDS = frozenset(
     {
         "salesforce_session_id",
         "salesforce_password",
         "salesforce_security_token",
+        "salesforce_consumer_secret",
         "intercom_token",
         "intercom_client_secret",
         "api_keys",
     }
 )
+# The fields that choose a Salesforce login mode (the domain goes with several, so it is not one).
+_SALESFORCE_LOGIN_FIELDS = (
+    "salesforce_instance_url",
+    "salesforce_session_id",
+    "salesforce_username",
+    "salesforce_password",
+    "salesforce_security_token",
+    "salesforce_consumer_key",
+    "salesforce_private_key_file",
+    "salesforce_consumer_secret",
+    "salesforce_login_url",
+)
 _DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://", "memory://")
 _ORG_ID_RE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
-_API_KEY_RE = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 _DOMAIN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _GOT_LIMIT = 80
-
-
-def env_name(field_name: str) -> str:
-    """The variable of a :class:`Settings` field, e.g. ``port`` → ``SYNCLEDGER_PORT``."""
-    return ENV_PREFIX + field_name.upper()
 
 
 class SettingsError(SyncLedgerError):
@@ -130,172 +142,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def redact_url(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` part (if any) replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    userinfo, _, host_and_path = rest.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host_and_path}"
-
-
-class ApiKeys(Mapping[str, frozenset[str]]):
-    """API key → the scopes it grants. ``repr``/``str`` show only how many keys there are.
-
-    Look a presented key up with :meth:`scopes_for` (constant-time comparison) rather than
-    ``keys[presented]``.
-    """
-
-    __slots__ = ("_scopes",)
-
-    def __init__(self, scopes: Mapping[str, Iterable[str]]) -> None:
-        self._scopes: dict[str, frozenset[str]] = {}
-        for number, (key, granted) in enumerate(scopes.items(), start=1):
-            names = frozenset(granted)
-            if not names:
-                raise ValueError(f"entry {number} grants no scopes")
-            unknown = sorted(names.difference(API_SCOPES))
-            if unknown:
-                raise ValueError(
-                    f"entry {number} has unknown scope {unknown[0]!r} "
-                    f"(valid scopes: {', '.join(API_SCOPES)})"
-                )
-            self._scopes[key] = names
-
-    @classmethod
-    def parse(cls, text: str) -> ApiKeys:
-        """Parse ``KEY=scope+scope,KEY=scope``; errors name entries by number, never by key.
-
-        A key is printable ASCII without spaces or commas; it may contain ``=`` (base64), since
-        the scopes start after the last ``=``.
-        """
-        scopes: dict[str, frozenset[str]] = {}
-        for number, entry in enumerate(text.split(","), start=1):
-            key, sep, granted = entry.strip().rpartition("=")
-            if not sep or not key:
-                raise ValueError(f"entry {number} is not KEY=scope+scope")
-            if not _API_KEY_RE.fullmatch(key):
-                raise ValueError(f"entry {number} has a key with spaces or non-ASCII characters")
-            if key in scopes:
-                raise ValueError(f"entry {number} repeats the key of an earlier entry")
-            names = [name.strip() for name in granted.split("+")]
-            if not all(names):
-                raise ValueError(f"entry {number} is not KEY=scope+scope")
-            unknown = [name for name in names if name not in API_SCOPES]
-            if unknown:
-                raise ValueError(
-                    f"entry {number} has unknown scope {unknown[0]!r} "
-                    f"(valid scopes: {', '.join(API_SCOPES)})"
-                )
-            scopes[key] = frozenset(names)
-        return cls(scopes)
-
-    def scopes_for(self, presented: str) -> frozenset[str]:
-        """The scopes of ``presented`` (empty when it is no key), compared in constant time."""
-        candidate = presented.encode("utf-8", "surrogatepass")
-        found: frozenset[str] = frozenset()
-        for key, granted in self._scopes.items():
-            if hmac.compare_digest(candidate, key.encode()):
-                found = granted
-        return found
-
-    def __getitem__(self, key: str) -> frozenset[str]:
-        return self._scopes[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._scopes)
-
-    def __len__(self) -> int:
-        return len(self._scopes)
-
-    def __repr__(self) -> str:
-        count = len(self._scopes)
-        return f"ApiKeys(<{count} key{'' if count == 1 else 's'}>)"
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source_type: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.is_instance_schema(cls)
-
-
 class IntercomCredentials(NamedTuple):
     """What the Intercom adapter and webhook receiver need (:meth:`Settings.require_intercom`)."""
 
     base_url: str
     token: SecretStr
     client_secret: SecretStr
-
-
-# The mapping load_settings(environ=...) reads instead of os.environ, in the current context.
-_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("syncledger_environ", default=None)
-
-
-@contextmanager
-def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
-    token = _ENVIRON.set(environ)
-    try:
-        yield
-    finally:
-        _ENVIRON.reset(token)
-
-
-class _EnvironSource(PydanticBaseSettingsSource):
-    """``SYNCLEDGER_<FIELD>`` values from a mapping, as raw strings: names case-insensitive,
-    empty values unset, no JSON decoding (the field validators parse every value)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        self._exact = environ
-        self._folded = {key.lower(): value for key, value in environ.items()}
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        name = env_name(field_name)
-        value = self._exact.get(name)
-        if value is None:
-            value = self._folded.get(name.lower())
-        return (value or None), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
-            value, key, _ = self.get_field_value(field, field_name)
-            if value is not None:
-                values[key] = value
-        return values
-
-
-def _parse_int(value: Any, low: int, high: int | None, what: str) -> Any:
-    if isinstance(value, bool):
-        raise ValueError(what)
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise ValueError(what) from None
-    if isinstance(value, int) and (value < low or (high is not None and value > high)):
-        raise ValueError(what)
-    return value
-
-
-def _parse_http_url(value: Any, *, origin_only: bool = False) -> Any:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    scheme, sep, rest = text.partition("://")
-    host = rest.split("/", 1)[0]
-    if scheme.lower() not in ("http", "https") or not sep or not host or " " in text:
-        raise ValueError(
-            "must be http(s)://host[:port]" if origin_only else "must be an http(s):// URL"
-        )
-    if origin_only and rest.rstrip("/") != host:
-        raise ValueError("must be http(s)://host[:port], without a path")
-    return text.rstrip("/")
-
-
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -323,6 +175,9 @@ class Settings(BaseSettings):
     salesforce_username: str | None = None
     salesforce_password: SecretStr | None = None
     salesforce_security_token: SecretStr | None = None
+    salesforce_consumer_key: str | None = None
+    salesforce_consumer_secret: SecretStr | None = None
+    salesforce_private_key_file: Path | None = None
     salesforce_domain: str = "login"
     salesforce_login_url: str | None = None
     salesforce_daily_api_allocation: int | None = None
@@ -350,10 +205,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Constructor arguments, then the environment (no .env file, no secrets directory)."""
-        environ = _ENVIRON.get()
-        return init_settings, _EnvironSource(
-            settings_cls, os.environ if environ is None else environ
-        )
+        return init_settings, environ_source(settings_cls)
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -370,17 +222,24 @@ class Settings(BaseSettings):
     @field_validator("salesforce_instance_url", "intercom_base_url", mode="before")
     @classmethod
     def _check_url(cls, value: Any) -> Any:
-        return _parse_http_url(value)
+        return parse_http_url(value)
 
     @field_validator("salesforce_login_url", mode="before")
     @classmethod
     def _check_login_url(cls, value: Any) -> Any:
-        return _parse_http_url(value, origin_only=True)
+        return parse_http_url(value, origin_only=True)
 
-    @field_validator("salesforce_username", "host", "config_file", mode="before")
+    @field_validator(
+        "salesforce_username",
+        "salesforce_consumer_key",
+        "salesforce_private_key_file",
+        "host",
+        "config_file",
+        mode="before",
+    )
     @classmethod
     def _check_text(cls, value: Any) -> Any:
-        return _strip(value)
+        return strip(value)
 
     @field_validator("salesforce_domain", mode="before")
     @classmethod
@@ -399,7 +258,7 @@ class Settings(BaseSettings):
     @field_validator("salesforce_daily_api_allocation", mode="before")
     @classmethod
     def _check_allocation(cls, value: Any) -> Any:
-        return _parse_int(value, 1, None, "must be a whole number greater than 0")
+        return parse_int(value, 1, None, "must be a whole number greater than 0")
 
     @field_validator("poll_interval_seconds", "intercom_reconcile_seconds", mode="before")
     @classmethod
@@ -419,12 +278,12 @@ class Settings(BaseSettings):
     @field_validator("port", mode="before")
     @classmethod
     def _check_port(cls, value: Any) -> Any:
-        return _parse_int(value, 1, 65535, "must be an integer from 1 to 65535")
+        return parse_int(value, 1, 65535, "must be an integer from 1 to 65535")
 
     @field_validator("write_batch_size", mode="before")
     @classmethod
     def _check_batch_size(cls, value: Any) -> Any:
-        return _parse_int(value, 1, 200, "must be an integer from 1 to 200")
+        return parse_int(value, 1, 200, "must be an integer from 1 to 200")
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -478,53 +337,39 @@ class Settings(BaseSettings):
                 yield name, value
 
     def salesforce_auth(self) -> SalesforceAuthMode | None:
-        """Which Salesforce login is configured: ``"session"``, ``"password"``, or None (none).
+        """Which Salesforce login is configured: ``"session"``, ``"password"``, ``"jwt"``,
+        ``"client_credentials"``, or None (none).
 
         Raises :class:`SettingsError` naming each missing variable when a mode is half
-        configured (session: instance URL and session id; password: username and password), and
-        naming a variable of each mode when both are (partly) set. The security token is
+        configured, naming a variable of each mode when two are (partly) set, and naming
+        ``SYNCLEDGER_SALESFORCE_DOMAIN`` when the client credentials flow would log in at
+        ``login`` or ``test`` (Salesforce takes it only at a My Domain). The security token is
         optional (orgs that trust the caller's IP range need none).
         """
-        session = {
-            "salesforce_instance_url": self.salesforce_instance_url is not None,
-            "salesforce_session_id": self.salesforce_session_id is not None,
-        }
-        password = {
-            "salesforce_username": self.salesforce_username is not None,
-            "salesforce_password": self.salesforce_password is not None,
-            "salesforce_security_token": self.salesforce_security_token is not None,
-            "salesforce_login_url": self.salesforce_login_url is not None,
-        }
-        session_set = [env_name(name) for name, present in session.items() if present]
-        password_set = [env_name(name) for name, present in password.items() if present]
-        if session_set and password_set:
-            raise SettingsError(
-                [
-                    (
-                        f"{session_set[0]}, {password_set[0]}",
-                        "configure one Salesforce login, either session (INSTANCE_URL and "
-                        "SESSION_ID) or password (USERNAME and PASSWORD), not both",
-                    )
-                ]
-            )
-        mode: SalesforceAuthMode
-        if session_set:
-            mode, given, required = "session", session_set, session
-        elif password_set:
-            mode, given = "password", password_set
-            required = {
-                name: password[name] for name in ("salesforce_username", "salesforce_password")
-            }
-        else:
-            return None
-        missing = [env_name(name) for name, present in required.items() if not present]
-        if missing:
-            because = f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} set"
-            raise SettingsError(
-                (variable, f"must be set for the Salesforce {mode} login ({because})")
-                for variable in missing
-            )
+        prefix = "salesforce_"
+        present = [
+            name.removeprefix(prefix).upper()
+            for name in _SALESFORCE_LOGIN_FIELDS
+            if getattr(self, name) is not None
+        ]
+        mode, problems = configured_mode(present, domain=self.salesforce_domain)
+        if problems:
+            raise SettingsError(problems)
         return mode
+
+    def salesforce_private_key(self) -> SecretStr:
+        """The PEM private key in ``SYNCLEDGER_SALESFORCE_PRIVATE_KEY_FILE``, read now.
+
+        :class:`SettingsError` (one line, naming the variable and the path, never the file's
+        contents) when it is unset, missing, unreadable or holds no unencrypted PEM private key.
+        """
+        variable = env_name("salesforce_private_key_file")
+        if self.salesforce_private_key_file is None:
+            raise SettingsError(f"{variable}: must be set for the Salesforce JWT bearer login")
+        try:
+            return SecretStr(read_private_key(self.salesforce_private_key_file))
+        except ValueError as exc:
+            raise SettingsError([(variable, str(exc))]) from None
 
     def require_intercom(self) -> IntercomCredentials:
         """The Intercom base URL, token and client secret; :class:`SettingsError` names each of
@@ -546,7 +391,7 @@ class Settings(BaseSettings):
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings from ``environ`` (default ``os.environ``); :class:`SettingsError` if bad."""
     try:
-        with _reading(environ):
+        with reading(environ):
             return Settings()
     except ValidationError as exc:
         raise SettingsError(_problems(exc)) from None

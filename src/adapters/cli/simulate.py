@@ -86,6 +86,20 @@ def simulate_salesforce(
     security_token: Annotated[
         str, typer.Option(help="Appended to the password at login, as Salesforce expects.")
     ] = "",
+    consumer_key: Annotated[
+        str | None, typer.Option(help="The connected app's consumer key (OAuth 2.0 logins).")
+    ] = None,
+    consumer_secret: Annotated[
+        str | None, typer.Option(help="Accept client credentials logins with this secret.")
+    ] = None,
+    jwt_certificate: Annotated[
+        Path | None,
+        typer.Option(help="Accept JWT bearer logins for --username signed by this PEM cert's key."),
+    ] = None,
+    session_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Seconds idle after which a session answers 401."),
+    ] = None,
 ) -> None:
     """Serve a simulated Salesforce REST API (Account and Organization, under /services/data/)."""
     # Imported here, not at the top: only this command needs uvicorn and the simulator.
@@ -95,10 +109,21 @@ def simulate_salesforce(
 
     if not 0.0 <= fault_rate <= 1.0:
         fail("--fault-rate must be between 0 and 1", 2)
-    if username is not None and password is None:
-        fail("--username needs --password", 2)
+    if username is not None and password is None and jwt_certificate is None:
+        fail("--username needs --password (or --jwt-certificate)", 2)
+    if (consumer_secret is not None or jwt_certificate is not None) and consumer_key is None:
+        fail("--consumer-secret and --jwt-certificate need --consumer-key", 2)
+    if jwt_certificate is not None and username is None:
+        fail("--jwt-certificate needs --username (the user JWT bearer logins act as)", 2)
+    try:
+        certificate = jwt_certificate.read_bytes() if jwt_certificate is not None else None
+    except OSError as exc:
+        fail(f"cannot read {jwt_certificate}: {exc.strerror or type(exc).__name__}", 2)
     try:
         state = load_data(data) if data is not None else SalesforceState()
+    except (OSError, ValueError, KeyError) as exc:
+        fail(f"cannot load {data}: {exc}", 2)
+    try:
         sim = create_salesforce_app(
             state,
             token=token,
@@ -109,9 +134,13 @@ def simulate_salesforce(
             username=username,
             password=password,
             security_token=security_token,
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            jwt_certificate=certificate,
+            session_timeout=session_timeout,
         )
-    except (OSError, ValueError, KeyError) as exc:
-        fail(f"cannot load {data}: {exc}", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     console().print(
         f"Salesforce simulator on http://127.0.0.1:{port} (session id {escape(token)}, "
         f"org {escape(org_id)}{', sandbox' if sandbox else ''})"

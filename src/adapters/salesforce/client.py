@@ -17,10 +17,17 @@ errors wait with exponential backoff and full jitter (injected ``sleep`` and ``r
 ``UNABLE_TO_LOCK_ROW`` in a collection answer is resent the same way. Every call is safe to
 repeat: queries are reads, and a collection update sets absolute values.
 
+Sessions: built with ``login`` (a :class:`~adapters.salesforce.login.SalesforceConnector`), the
+adapter logs in at start, and a call answered 401 INVALID_SESSION_ID (the session timed out or
+was revoked) logs in again with the same flow and is sent once more; each renewal is logged on
+the ``syncledger`` logger (the flow's name, never a secret). A session id given as such cannot be
+renewed: its 401 is a ``SalesforceAuthError``.
+
 Errors are translated here; no simple_salesforce or requests exception escapes::
 
     SalesforceError
-    ├── SalesforceAuthError       401 INVALID_SESSION_ID: the session id was refused
+    ├── SalesforceAuthError       401 INVALID_SESSION_ID: the session id was refused (and
+    │                             could not be renewed), or a renewing login was refused
     ├── SalesforceLimitExceeded   403 REQUEST_LIMIT_EXCEEDED: the org's daily API calls are used up
     ├── SalesforceUnavailable     5xx, lock contention, timeout or connection failure after retries
     └── SalesforceRejected        any other 4xx (errorCode and message from Salesforce); permanent
@@ -28,6 +35,7 @@ Errors are translated here; no simple_salesforce or requests exception escapes::
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,7 +54,7 @@ from adapters.salesforce.errors import (
     SalesforceRejected,
     SalesforceUnavailable,
 )
-from adapters.salesforce.login import connect
+from adapters.salesforce.login import SalesforceConnector, connect
 from ledger.budget import Tier, budget_tier
 from ledger.catalog import SalesforceField
 from ledger.facts import AccountChange, AccountKind, AccountRemoval
@@ -152,11 +160,13 @@ class SalesforceAccounts:
     """Salesforce Accounts over the REST API through simple-salesforce.
 
     Give ``instance_url`` + ``session_id`` (the adapter connects, and :meth:`close` closes the
-    session) or a prebuilt ``client``. ``fields`` are the Account fields read into each
-    :class:`AccountChange`; ``identifier_field`` is the field that matches Intercom companies.
-    ``overlap_seconds`` (at least 60: getDeleted truncates to the minute) re-reads that much
-    before the watermark on every poll. ``daily_allocation`` is this integration's share of the
-    org's daily API calls (default: the org's whole limit from ``Sforce-Limit-Info``).
+    session), a ``login`` (the adapter logs in now, renews the session when Salesforce refuses
+    it, and :meth:`close` closes the login's session) or a prebuilt ``client``. ``fields`` are
+    the Account fields read into each :class:`AccountChange`; ``identifier_field`` is the field
+    that matches Intercom companies. ``overlap_seconds`` (at least 60: getDeleted truncates to
+    the minute) re-reads that much before the watermark on every poll. ``daily_allocation`` is
+    this integration's share of the org's daily API calls (default: the org's whole limit from
+    ``Sforce-Limit-Info``).
     """
 
     def __init__(
@@ -165,6 +175,7 @@ class SalesforceAccounts:
         session_id: str | None = None,
         *,
         client: Any = None,  # simple_salesforce.Salesforce (untyped)
+        login: SalesforceConnector | None = None,
         fields: Sequence[str],
         identifier_field: str,
         overlap_seconds: int = 300,
@@ -178,9 +189,13 @@ class SalesforceAccounts:
     ) -> None:
         if overlap_seconds < 60:
             raise ValueError("overlap_seconds must be at least 60 (getDeleted works in minutes)")
-        if client is None:
+        self._login = login
+        if client is None and login is not None:
+            client = login.connect()
+            self._owns_client = True
+        elif client is None:
             if not instance_url or not session_id:
-                raise ValueError("give instance_url and session_id, or a client")
+                raise ValueError("give instance_url and session_id, a login, or a client")
             client = connect(instance_url, session_id, timeout=timeout)
             self._owns_client = True
         else:
@@ -399,11 +414,14 @@ class SalesforceAccounts:
             )
             start = earliest_allowed
         end = max(now, start)
-        account = self._sf.Account  # its api_usage, not sf.api_usage, sees this call (A4)
-        body = self._call(
-            "GET", "sobjects/Account/deleted", result.api_calls, lambda: account.deleted(start, end)
-        )
-        self._note_usage(account)
+        accounts: list[Any] = []  # the SFType of the last try (a renewal makes a new client)
+
+        def deleted() -> Any:
+            accounts.append(self._sf.Account)  # its api_usage, not sf.api_usage, sees it (A4)
+            return accounts[-1].deleted(start, end)
+
+        body = self._call("GET", "sobjects/Account/deleted", result.api_calls, deleted)
+        self._note_usage(accounts[-1])
         for item in body.get("deletedRecords") or []:
             result.removals.append(
                 AccountRemoval(
@@ -464,8 +482,13 @@ class SalesforceAccounts:
     # -- calls, retries and error translation -----------------------------------------------------
 
     def _call(self, method: str, path: str, calls: list[JSON], send: Callable[[], Any]) -> Any:
-        """Run ``send`` (one API request) with retries; record it in ``calls``."""
+        """Run ``send`` (one API request) with retries; record it in ``calls``.
+
+        A refused session is renewed once (when there is a login) and ``send`` runs again at
+        once; that is not a retry and does not count against ``max_retries``.
+        """
         attempt = 0
+        renewed = False
         while True:
             try:
                 answer = send()
@@ -479,6 +502,11 @@ class SalesforceAccounts:
             except sf_exceptions.SalesforceError as exc:
                 status = int(exc.status)
                 code, message = _error_detail(exc.content)
+                expired = status == 401 and code == "INVALID_SESSION_ID"
+                if expired and self._login is not None and not renewed:
+                    self._renew(method, path)
+                    renewed = True
+                    continue
                 transient = status in TRANSIENT_STATUS or code in RETRYABLE_CODES
                 if not transient or attempt >= self.max_retries:
                     calls.append(
@@ -501,6 +529,15 @@ class SalesforceAccounts:
     ) -> SalesforceError:
         where = f"{method} {path}"
         detail = f"{code}: {message}" if code else message
+        if status == 401 and self._login is not None:
+            renewed = code == "INVALID_SESSION_ID"  # _call renewed it once before this answer
+            after = f" right after a new {self._login.flow} login" if renewed else ""
+            return SalesforceAuthError(
+                f"{where}: Salesforce refused the session ({detail}){after}; check the "
+                "integration user's access",
+                status=status,
+                code=code,
+            )
         if status == 401:
             return SalesforceAuthError(
                 "Salesforce refused the session; check SYNCLEDGER_SALESFORCE_SESSION_ID",
@@ -525,6 +562,18 @@ class SalesforceAccounts:
             f"{where}: Salesforce rejected the request with {status} {detail}",
             status=status,
             code=code,
+        )
+
+    def _renew(self, method: str, path: str) -> None:
+        """Log in again with the configured flow (a new client on the same requests session)."""
+        assert self._login is not None
+        self._sf = self._login.connect()
+        logging.getLogger("syncledger").info(
+            "Salesforce session renewed: %s %s was refused (401 INVALID_SESSION_ID); logged in "
+            "again with the %s flow",
+            method,
+            path,
+            self._login.flow,
         )
 
     def _note_usage(self, source: Any) -> None:

@@ -16,7 +16,8 @@ class SalesforceError(SyncLedgerError):
 
 
 class SalesforceAuthError(SalesforceError):
-    """Salesforce refused the session id (401 INVALID_SESSION_ID) or the login (INVALID_LOGIN)."""
+    """Salesforce refused the session (401 INVALID_SESSION_ID, with no way or no luck renewing
+    it) or a login (INVALID_LOGIN, or an OAuth error such as ``invalid_grant``)."""
 
 
 class SalesforceLimitExceeded(SalesforceError):

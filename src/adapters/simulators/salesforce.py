@@ -14,9 +14,14 @@ API call against a daily limit and answers with ``Sforce-Limit-Info: api-usage=U
 - ``GET limits``.
 
 ``POST /services/Soap/u/NN.N`` is the partner SOAP ``login`` (see :mod:`.salesforce_login`):
-with ``username``/``password``/``security_token`` configured it answers the bearer token as
-``sessionId`` to ``password + security_token``, otherwise INVALID_LOGIN; it needs no auth and is
-not counted (``login`` / ``login_failed`` events in the counters).
+with ``username``/``password``/``security_token`` configured it answers a session id to
+``password + security_token``, otherwise INVALID_LOGIN. ``POST /services/oauth2/token`` is the
+OAuth 2.0 token endpoint (see :mod:`.salesforce_oauth`): the JWT bearer flow (``consumer_key``
++ ``jwt_certificate``) and the client credentials flow (``consumer_key`` +
+``consumer_secret``). Logins need no auth and are not counted (``login`` / ``login_failed``
+events in the counters). Sessions (see :mod:`.salesforce_sessions`): without
+``session_timeout`` every login answers ``token`` and it never expires; with it, every login is
+a new session and one idle longer than the timeout answers 401 INVALID_SESSION_ID.
 
 ``/_sim/counters`` (GET), ``/_sim/reset_counters`` and ``/_sim/faults`` (POST ``{"rate": F}``)
 need no auth and are not counted. Counter kinds: query, query_all, query_more, describe,
@@ -40,13 +45,18 @@ from __future__ import annotations
 import json
 import random
 import re
-import secrets
+import time
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from adapters.simulators.salesforce_login import soap_login
+from adapters.simulators.salesforce_oauth import oauth_token
 from adapters.simulators.salesforce_resources import (
     ROUTES,
     Call,
@@ -55,6 +65,7 @@ from adapters.simulators.salesforce_resources import (
     error_response,
     json_response,
 )
+from adapters.simulators.salesforce_sessions import Sessions
 from adapters.simulators.salesforce_state import SalesforceState, load_data
 from adapters.simulators.salesforce_values import ApiError, normalize_id
 
@@ -95,10 +106,10 @@ def _fault(settings: SimulatorSettings, route: Route, body: bytes) -> Response |
     return json_response(400, [{"message": lock, "errorCode": "UNABLE_TO_LOCK_ROW", "fields": []}])
 
 
-def _authorized(request: Request, expected: str) -> bool:
+def _authorized(request: Request, sessions: Sessions) -> bool:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     ok_scheme = scheme.lower() in ("bearer", "oauth")  # Salesforce accepts both
-    return ok_scheme and secrets.compare_digest(token.strip().encode(), expected.encode())
+    return ok_scheme and sessions.use(token.strip())
 
 
 async def _services_data(request: Request) -> Response:
@@ -117,7 +128,7 @@ async def _services_data(request: Request) -> Response:
     if m is None:
         return error_response(404, "NOT_FOUND", "The requested resource does not exist")
     version, rest = m.group(1), (m.group(2) or "").strip("/")
-    if not _authorized(request, settings.token):
+    if not _authorized(request, request.app.state.sessions):
         response = error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
         response.headers["Sforce-Limit-Info"] = (
             f"api-usage={state.meter.usage()}/{settings.daily_limit}"
@@ -161,19 +172,33 @@ def create_salesforce_app(
     username: str | None = None,
     password: str | None = None,
     security_token: str = "",
+    consumer_key: str | None = None,
+    consumer_secret: str | None = None,
+    jwt_certificate: bytes | str | None = None,
+    session_timeout: float | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """An ASGI app simulating one Salesforce org over ``state`` (a fresh one if None).
 
     ``fault_rate`` of authenticated calls fail transiently (503 SERVER_UNAVAILABLE, or for writes
     UNABLE_TO_LOCK_ROW), drawn from a ``seed``-ed generator; ``daily_limit`` caps API calls/day.
     With ``username`` and ``password`` set, the SOAP login accepts ``username`` with
-    ``password + security_token`` and answers ``token`` as the session id; without, it refuses all.
+    ``password + security_token``; without, it refuses all. ``consumer_key`` names the connected
+    app of the OAuth token endpoint: with ``jwt_certificate`` (PEM) it grants JWT bearer
+    assertions for ``username`` signed by that certificate's key (``username`` then needs no
+    password), with ``consumer_secret`` client credentials. ``session_timeout`` seconds idle end
+    a session, measured on ``clock`` (seconds since the epoch; also the clock JWT ``exp`` is
+    checked on).
     """
     org = normalize_id(org_id, "00D")
     if org is None:
         raise ValueError(f"org_id must be a 15- or 18-character id starting 00D, not {org_id!r}")
-    if username is not None and not password:
-        raise ValueError("a simulator username needs a password")
+    if username is not None and not password and jwt_certificate is None:
+        raise ValueError("a simulator username needs a password (or a JWT certificate)")
+    if (consumer_secret is not None or jwt_certificate is not None) and not consumer_key:
+        raise ValueError("a consumer secret or a JWT certificate needs a consumer key")
+    if jwt_certificate is not None and username is None:
+        raise ValueError("a JWT certificate needs a username (the assertions' subject)")
     app = FastAPI(title="Simulated Salesforce", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.salesforce = state if state is not None else SalesforceState()
     app.state.settings = SimulatorSettings(
@@ -187,7 +212,27 @@ def create_salesforce_app(
         username=username,
         password=password or "",
         security_token=security_token,
+        consumer_key=consumer_key,
+        consumer_secret=consumer_secret,
+        jwt_public_key=None if jwt_certificate is None else certificate_key(jwt_certificate),
+        session_timeout=session_timeout,
     )
+    app.state.sessions = Sessions(app.state.settings, clock)
+
+    _add_sim_routes(app)
+    app.add_route(
+        "/services/Soap/u/{version}", soap_login, methods=["POST"], include_in_schema=False
+    )
+    app.add_route("/services/oauth2/token", oauth_token, methods=["POST"], include_in_schema=False)
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    app.add_route(
+        "/services/data{rest:path}", _services_data, methods=methods, include_in_schema=False
+    )
+    return app
+
+
+def _add_sim_routes(app: FastAPI) -> None:
+    """The test hooks under ``/_sim/``: counters, resetting them, the fault rate."""
 
     @app.get("/_sim/counters")
     def counters() -> dict[str, int]:
@@ -205,14 +250,23 @@ def create_salesforce_app(
         app.state.settings.fault_rate = float(body.get("rate", 0.0))
         return {"rate": app.state.settings.fault_rate}
 
-    app.add_route(
-        "/services/Soap/u/{version}", soap_login, methods=["POST"], include_in_schema=False
-    )
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-    app.add_route(
-        "/services/data{rest:path}", _services_data, methods=methods, include_in_schema=False
-    )
-    return app
+
+def read_bytes(path: str) -> bytes:
+    """The contents of ``path``; ``OSError`` naming the file if it cannot be read."""
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def certificate_key(pem: bytes | str) -> Any:
+    """The RSA public key of a PEM certificate; ``ValueError`` (one line) if it is none."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        key = x509.load_pem_x509_certificate(data).public_key()
+    except ValueError:
+        raise ValueError("the JWT certificate is not a PEM X.509 certificate") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the JWT certificate's key is not RSA (the JWT bearer flow uses RS256)")
+    return key
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -235,21 +289,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--security-token", default="", help="appended to --password by the client at login"
     )
+    parser.add_argument("--consumer-key", help="the connected app of the OAuth token endpoint")
+    parser.add_argument("--consumer-secret", help="accept client credentials logins")
+    parser.add_argument(
+        "--jwt-certificate", help="PEM certificate: accept JWT bearer logins for --username"
+    )
+    parser.add_argument(
+        "--session-timeout", type=float, help="seconds idle after which a session expires"
+    )
     args = parser.parse_args(argv)
-    if args.username is not None and not args.password:
+    if args.username is not None and not args.password and args.jwt_certificate is None:
         parser.error("--username needs --password")
     state = load_data(args.data) if args.data else SalesforceState()
-    app = create_salesforce_app(
-        state,
-        token=args.token,
-        sandbox=args.sandbox,
-        daily_limit=args.daily_limit,
-        fault_rate=args.fault_rate,
-        seed=args.seed,
-        username=args.username,
-        password=args.password,
-        security_token=args.security_token,
-    )
+    try:
+        certificate = None if args.jwt_certificate is None else read_bytes(args.jwt_certificate)
+        app = create_salesforce_app(
+            state,
+            token=args.token,
+            sandbox=args.sandbox,
+            daily_limit=args.daily_limit,
+            fault_rate=args.fault_rate,
+            seed=args.seed,
+            username=args.username,
+            password=args.password,
+            security_token=args.security_token,
+            consumer_key=args.consumer_key,
+            consumer_secret=args.consumer_secret,
+            jwt_certificate=certificate,
+            session_timeout=args.session_timeout,
+        )
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
     print(f"Simulated Salesforce on http://{args.host}:{args.port} (token {args.token!r})")
     if args.username is not None:
         print(f"SOAP login enabled for {args.username!r} (password + security token)")

@@ -6,9 +6,11 @@ simple-salesforce's ``SalesforceLogin`` posts a SOAP envelope with ``<login><use
 sent with a non-200 status. The simulator answers:
 
 - the configured username (case-insensitive, like Salesforce usernames) and exactly
-  ``password + security_token``: 200 ``loginResponse`` whose ``sessionId`` is the simulator's bearer
-  token and whose ``serverUrl`` is ``https://<Host of the request>/services/Soap/u/NN.N/<org id>``;
-- anything else, or no username configured: 500 ``INVALID_LOGIN`` fault with Salesforce's text;
+  ``password + security_token``: 200 ``loginResponse`` whose ``sessionId`` is a session of
+  :mod:`.salesforce_sessions` (the simulator's bearer token unless sessions expire) and whose
+  ``serverUrl`` is ``https://<Host of the request>/services/Soap/u/NN.N/<org id>``;
+- anything else, or no username or password configured: 500 ``INVALID_LOGIN`` fault with
+  Salesforce's text;
 - a body that is not a SOAP ``login`` envelope: 500 ``soapenv:Client`` fault.
 
 Logins need no bearer token and, as on Salesforce, do not count against the daily API usage; they
@@ -24,7 +26,8 @@ import xml.etree.ElementTree as ET
 from fastapi import Request
 from starlette.responses import Response
 
-from adapters.simulators.salesforce_resources import SimulatorSettings
+from adapters.simulators.salesforce_calls import SimulatorSettings
+from adapters.simulators.salesforce_sessions import Sessions
 from adapters.simulators.salesforce_state import SalesforceState
 from adapters.simulators.salesforce_values import make_id
 
@@ -110,7 +113,7 @@ def _credentials(body: bytes) -> tuple[str, str] | None:
 
 
 def _accepted(settings: SimulatorSettings, username: str, password: str) -> bool:
-    if settings.username is None:
+    if settings.username is None or not settings.password:
         return False
     expected = (settings.password + settings.security_token).encode()
     same_user = secrets.compare_digest(
@@ -121,7 +124,7 @@ def _accepted(settings: SimulatorSettings, username: str, password: str) -> bool
 
 
 def _login_response(
-    settings: SimulatorSettings, host: str, version: str, username: str
+    settings: SimulatorSettings, sessions: Sessions, host: str, version: str, username: str
 ) -> Response:
     org15 = settings.org_id[:15]
     user_id = make_id("005", 1)
@@ -134,12 +137,12 @@ def _login_response(
     _text(result, f"{{{PARTNER}}}passwordExpired", "false")
     _text(result, f"{{{PARTNER}}}sandbox", "true" if settings.sandbox else "false")
     _text(result, f"{{{PARTNER}}}serverUrl", f"https://{host}/services/Soap/u/{version}/{org15}")
-    _text(result, f"{{{PARTNER}}}sessionId", settings.token)
+    _text(result, f"{{{PARTNER}}}sessionId", sessions.issue())
     _text(result, f"{{{PARTNER}}}userId", user_id)
     info = ET.SubElement(result, f"{{{PARTNER}}}userInfo")
     _text(info, f"{{{PARTNER}}}organizationId", settings.org_id)
     _text(info, f"{{{PARTNER}}}organizationName", "Simulated Org")
-    _text(info, f"{{{PARTNER}}}sessionSecondsValid", str(SESSION_SECONDS))
+    _text(info, f"{{{PARTNER}}}sessionSecondsValid", str(sessions.seconds_valid(SESSION_SECONDS)))
     _text(info, f"{{{PARTNER}}}userId", user_id)
     _text(info, f"{{{PARTNER}}}userName", username.strip())
     response = ET.Element(f"{{{PARTNER}}}loginResponse")
@@ -167,4 +170,5 @@ async def soap_login(request: Request) -> Response:
         state.meter.note("login_failed")
         return invalid_login()
     state.meter.note("login")
-    return _login_response(settings, request.url.netloc, version, username)
+    sessions: Sessions = request.app.state.sessions
+    return _login_response(settings, sessions, request.url.netloc, version, username)

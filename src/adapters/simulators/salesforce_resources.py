@@ -1,24 +1,30 @@
 """The REST resources of the Salesforce simulator: one handler per (method, path) under vNN.N/.
 
-Handlers take a :class:`Call` and return a response or raise
+Handlers take a :class:`~.salesforce_calls.Call` and return a response or raise
 :class:`~adapters.simulators.salesforce_values.ApiError`; :mod:`.salesforce` does authentication,
 API accounting and fault injection before any of them runs. ``ROUTES`` is matched in order.
+``SimulatorSettings``, ``Call``, ``Route``, ``ROUTES`` and the JSON answers live in
+:mod:`.salesforce_calls` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fastapi import Request
 from starlette.responses import Response
 
 from adapters.simulators import soql, soql_eval
+from adapters.simulators.salesforce_calls import (
+    ROUTES,
+    Call,
+    Route,
+    SimulatorSettings,
+    error_response,
+    json_response,
+    route,
+)
 from adapters.simulators.salesforce_schema import (
     ACCOUNT,
     ENTITIES,
@@ -27,94 +33,22 @@ from adapters.simulators.salesforce_schema import (
     organization_row,
     sobject_info,
 )
-from adapters.simulators.salesforce_state import MultipleMatches, SalesforceState
+from adapters.simulators.salesforce_state import MultipleMatches
 from adapters.simulators.salesforce_values import ApiError, normalize_id, parse_datetime, render
+
+__all__ = [
+    "ROUTES",
+    "Call",
+    "Route",
+    "SimulatorSettings",
+    "error_response",
+    "json_response",
+]
 
 MAX_BATCH = 2000
 MAX_COLLECTION = 200
 _BATCH_OPTION = re.compile(r"batchSize\s*=\s*(\d+)", re.I)
 _ACCOUNT_FIELDS = tuple(spec.name for spec in ACCOUNT.fields.values())
-
-
-@dataclass
-class SimulatorSettings:
-    """Per-app behaviour: credentials, org identity, limits and fault injection.
-
-    ``username`` None refuses every SOAP login; otherwise a login must send ``username`` and
-    ``password + security_token`` (see :mod:`.salesforce_login`).
-    """
-
-    token: str
-    api_version: str
-    sandbox: bool
-    org_id: str
-    daily_limit: int
-    fault_rate: float
-    rng: random.Random = field(default_factory=random.Random)
-    username: str | None = None
-    password: str = field(default="", repr=False)
-    security_token: str = field(default="", repr=False)
-
-
-@dataclass
-class Call:
-    """One authenticated, counted API call on its way to a handler."""
-
-    request: Request
-    version: str
-    args: tuple[str, ...]
-    body: bytes
-    state: SalesforceState
-    settings: SimulatorSettings
-
-    def json(self) -> Any:
-        """The request body as JSON, or JSON_PARSER_ERROR."""
-        try:
-            return json.loads(self.body, parse_constant=_reject_constant)
-        except ValueError as exc:
-            msg = f"Unexpected character in request body: {exc}"
-            raise ApiError(400, "JSON_PARSER_ERROR", msg) from None
-
-    def param(self, name: str) -> str | None:
-        """A query-string parameter (URL-decoded), or None."""
-        return self.request.query_params.get(name)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"unexpected token {name}")
-
-
-Handler = Callable[[Call], Response]
-
-
-@dataclass(frozen=True)
-class Route:
-    """A resource: method, path pattern (after ``vNN.N/``), counter kind, whether it writes."""
-
-    method: str
-    pattern: re.Pattern[str]
-    kind: str
-    write: bool
-    handler: Handler
-
-
-ROUTES: list[Route] = []
-
-
-def _route(
-    method: str, pattern: str, kind: str, *, write: bool = False
-) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method, re.compile(pattern, re.I), kind, write, handler))
-        return handler
-
-    return register
-
-
-def json_response(status: int, payload: Any) -> Response:
-    """``payload`` as compact JSON with Salesforce's content type."""
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status_code=status, media_type="application/json;charset=UTF-8")
 
 
 def _record(entity: str, row: dict[str, Any], fields: Any, version: str) -> dict[str, Any]:
@@ -178,17 +112,17 @@ def _run_query(call: Call, include_deleted: bool) -> Response:
     return _page(call, records[:size], len(records), False, locator, size)
 
 
-@_route("GET", r"query", "query")
+@route("GET", r"query", "query")
 def _query(call: Call) -> Response:
     return _run_query(call, include_deleted=False)
 
 
-@_route("GET", r"queryAll", "query_all")
+@route("GET", r"queryAll", "query_all")
 def _query_all(call: Call) -> Response:
     return _run_query(call, include_deleted=True)
 
 
-@_route("GET", r"query(?:All)?/(01g[A-Za-z0-9]+)-(\d+)", "query_more")
+@route("GET", r"query(?:All)?/(01g[A-Za-z0-9]+)-(\d+)", "query_more")
 def _query_more(call: Call) -> Response:
     locator, offset = call.args[0], int(call.args[1])
     size = _batch_size(call)
@@ -199,14 +133,14 @@ def _query_more(call: Call) -> Response:
 # -- metadata and limits -------------------------------------------------------------------------
 
 
-@_route("GET", r"", "resources")
+@route("GET", r"", "resources")
 def _resources(call: Call) -> Response:
     base = f"/services/data/v{call.version}"
     names = ("sobjects", "query", "queryAll", "limits", "composite")
     return json_response(200, {n: f"{base}/{n}" for n in names})
 
 
-@_route("GET", r"limits", "limits")
+@route("GET", r"limits", "limits")
 def _limits(call: Call) -> Response:
     cap = call.settings.daily_limit
     used = call.state.meter.usage()
@@ -220,7 +154,7 @@ def _limits(call: Call) -> Response:
     return json_response(200, body)
 
 
-@_route("GET", r"sobjects", "describe_global")
+@route("GET", r"sobjects", "describe_global")
 def _describe_global(call: Call) -> Response:
     sobjects = [sobject_info(e.name, call.version) for e in ENTITIES.values()]
     return json_response(
@@ -228,7 +162,7 @@ def _describe_global(call: Call) -> Response:
     )
 
 
-@_route("GET", r"sobjects/(Account|Organization)", "sobject_info")
+@route("GET", r"sobjects/(Account|Organization)", "sobject_info")
 def _sobject_info(call: Call) -> Response:
     entity = ENTITIES[call.args[0].lower()]
     return json_response(
@@ -236,7 +170,7 @@ def _sobject_info(call: Call) -> Response:
     )
 
 
-@_route("GET", r"sobjects/(Account|Organization)/describe", "describe")
+@route("GET", r"sobjects/(Account|Organization)/describe", "describe")
 def _describe(call: Call) -> Response:
     return json_response(200, describe(ENTITIES[call.args[0].lower()], call.version))
 
@@ -263,12 +197,12 @@ def _window(call: Call) -> tuple[datetime, datetime]:
     return bounds[0], bounds[1]
 
 
-@_route("GET", r"sobjects/Account/updated", "updated")
+@route("GET", r"sobjects/Account/updated", "updated")
 def _updated(call: Call) -> Response:
     return json_response(200, call.state.updated(*_window(call)))
 
 
-@_route("GET", r"sobjects/Account/deleted", "deleted")
+@route("GET", r"sobjects/Account/deleted", "deleted")
 def _deleted(call: Call) -> Response:
     return json_response(200, call.state.deleted(*_window(call)))
 
@@ -292,12 +226,12 @@ def _saved(record_id: str, created: bool | None = None) -> dict[str, Any]:
     return body
 
 
-@_route("POST", r"sobjects/Account", "sobject_create", write=True)
+@route("POST", r"sobjects/Account", "sobject_create", write=True)
 def _create(call: Call) -> Response:
     return json_response(201, _saved(call.state.create_account(_body_object(call))))
 
 
-@_route("GET", r"sobjects/(Account|Organization)/([^/]+)", "sobject_get")
+@route("GET", r"sobjects/(Account|Organization)/([^/]+)", "sobject_get")
 def _get(call: Call) -> Response:
     entity = ENTITIES[call.args[0].lower()]
     if entity is ACCOUNT:
@@ -311,13 +245,13 @@ def _get(call: Call) -> Response:
     return json_response(200, _record(entity.name, row, fields or everything, call.version))
 
 
-@_route("PATCH", r"sobjects/Account/([^/]+)", "sobject_patch", write=True)
+@route("PATCH", r"sobjects/Account/([^/]+)", "sobject_patch", write=True)
 def _patch(call: Call) -> Response:
     call.state.update_account(call.args[0], _body_object(call))
     return Response(status_code=204)
 
 
-@_route("DELETE", r"sobjects/Account/([^/]+)", "sobject_delete", write=True)
+@route("DELETE", r"sobjects/Account/([^/]+)", "sobject_delete", write=True)
 def _delete(call: Call) -> Response:
     call.state.delete_account(call.args[0])
     return Response(status_code=204)
@@ -337,7 +271,7 @@ def _multiple(call: Call, ids: list[str]) -> Response:
     return json_response(300, [f"/services/data/v{call.version}/sobjects/Account/{i}" for i in ids])
 
 
-@_route("GET", r"sobjects/Account/([^/]+)/(.+)", "sobject_get")
+@route("GET", r"sobjects/Account/([^/]+)/(.+)", "sobject_get")
 def _get_by_external(call: Call) -> Response:
     ext = _external_field(call.args[0])
     if ext == "Id":
@@ -351,7 +285,7 @@ def _get_by_external(call: Call) -> Response:
     return json_response(200, _record("Account", rows[0], _ACCOUNT_FIELDS, call.version))
 
 
-@_route("PATCH", r"sobjects/Account/([^/]+)/(.+)", "sobject_upsert", write=True)
+@route("PATCH", r"sobjects/Account/([^/]+)/(.+)", "sobject_upsert", write=True)
 def _upsert(call: Call) -> Response:
     ext = _external_field(call.args[0])
     update_only = (call.param("updateOnly") or "").lower() == "true"
@@ -390,7 +324,7 @@ def _collection(call: Call) -> tuple[list[dict[str, Any]], bool]:
     return records, bool(body.get("allOrNone", False))
 
 
-@_route("POST", r"composite/sobjects", "composite", write=True)
+@route("POST", r"composite/sobjects", "composite", write=True)
 def _collection_create(call: Call) -> Response:
     records, all_or_none = _collection(call)
     return json_response(
@@ -398,7 +332,7 @@ def _collection_create(call: Call) -> Response:
     )
 
 
-@_route("PATCH", r"composite/sobjects", "composite", write=True)
+@route("PATCH", r"composite/sobjects", "composite", write=True)
 def _collection_update(call: Call) -> Response:
     records, all_or_none = _collection(call)
     return json_response(
@@ -406,7 +340,7 @@ def _collection_update(call: Call) -> Response:
     )
 
 
-@_route("DELETE", r"composite/sobjects", "composite", write=True)
+@route("DELETE", r"composite/sobjects", "composite", write=True)
 def _collection_delete(call: Call) -> Response:
     ids = [i for i in (call.param("ids") or "").split(",") if i]
     if not ids or len(ids) > MAX_COLLECTION:
@@ -426,14 +360,14 @@ def _retrieve(call: Call, ids: list[str], fields: list[str]) -> Response:
     )
 
 
-@_route("GET", r"composite/sobjects/Account", "composite_get")
+@route("GET", r"composite/sobjects/Account", "composite_get")
 def _collection_get(call: Call) -> Response:
     ids = [i for i in (call.param("ids") or "").split(",") if i]
     fields = _field_list(call.param("fields"), ACCOUNT) if call.param("fields") else []
     return _retrieve(call, ids, fields)
 
 
-@_route("POST", r"composite/sobjects/Account", "composite_get")
+@route("POST", r"composite/sobjects/Account", "composite_get")
 def _collection_get_post(call: Call) -> Response:
     body = call.json()
     if not isinstance(body, dict):
@@ -441,8 +375,3 @@ def _collection_get_post(call: Call) -> Response:
     ids = [str(i) for i in body.get("ids") or []]
     fields = _field_list(",".join(body.get("fields") or []), ACCOUNT) if body.get("fields") else []
     return _retrieve(call, ids, fields)
-
-
-def error_response(status: int, code: str, message: str) -> Response:
-    """A single-resource error: the JSON list ``[{"message", "errorCode"}]``."""
-    return json_response(status, [{"message": message, "errorCode": code}])
