@@ -28,7 +28,7 @@ from adapters.http.app import create_app
 from adapters.service.intake import WebhookIntake
 from projections.projector import Projector
 from projections.queries import Audit
-from tests.integration.test_audit_api import ALL, KEYS, Story
+from tests.integration.audit_story import ALL, KEYS, Story
 
 with warnings.catch_warnings():
     # httpx2 is not among the test dependencies; starlette warns about plain httpx on import.
