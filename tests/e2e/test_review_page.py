@@ -16,6 +16,7 @@ import pytest
 
 from adapters.bootstrap import Service
 from adapters.http.app import create_app
+from adapters.http.auth import COOKIE
 from adapters.service.intake import WebhookIntake
 from projections.projector import Projector
 from projections.queries import Audit
@@ -72,8 +73,9 @@ def test_a_reviewer_signs_in_filters_follows_a_timeline_and_exports(
     page.click("button[type=submit]")
     page.wait_for_selector("#overwrites")
     assert page.url.endswith("/review?field=Industry")  # back where the reviewer was going
-    cookie = next(c for c in context.cookies() if c["name"] == "syncledger_review_key")
+    cookie = next(c for c in context.cookies() if c["name"] == COOKIE)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert READER not in cookie["value"]  # a session id, never the key
 
     # Every overwrite, then only Industry on the account: who, when, from what, to what, why.
     page.goto(f"{base}/review")
@@ -116,8 +118,15 @@ def test_a_reviewer_signs_in_filters_follows_a_timeline_and_exports(
     page.goto(f"{base}/review?since=last+tuesday")
     assert "is not a date and time" in page.inner_text(".problems")
 
-    # Signing out forgets the key.
+    # The pages are styled by the app's own style sheet (no inline style under the CSP).
+    assert page.eval_on_selector("header", "e => getComputedStyle(e).display") == "flex"
+
+    # Signing out ends the session: the old cookie no longer opens the pages.
+    page.goto(f"{base}/review")
     page.click("header form button")
+    page.goto(f"{base}/review")
+    assert "/review/login" in page.url
+    context.add_cookies([cookie])
     page.goto(f"{base}/review")
     assert "/review/login" in page.url
     context.close()

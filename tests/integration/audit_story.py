@@ -6,6 +6,9 @@ fakes of both systems, so every event is one the service itself would record.
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
+
 from adapters.settings import ApiKeys
 from adapters.store.database import ledger_env
 from adapters.sync.cycle import run_cycle
@@ -13,6 +16,9 @@ from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger.application import LedgerApp
 from projections.queries import Audit
 from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 READER, OPERATOR, REPLAYER, ALL = "reader-key", "operator-key", "replayer-key", "all-key"
 KEYS = ApiKeys.parse(
@@ -25,6 +31,13 @@ ALL_BUT = {"audit:read": OPERATOR, "sync:operate": READER, "replay:execute": REA
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def login_token(client: TestClient) -> str:
+    """The CSRF token of a fresh sign-in form (its cookie is now in ``client``)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/review/login").text)
+    assert found is not None
+    return found[1]
 
 
 class Story:

@@ -20,12 +20,22 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from adapters.bootstrap import Service
 from adapters.http.app import create_app
+from adapters.http.auth import COOKIE
 from adapters.http.auth import markers as access_markers
 from adapters.service.intake import WebhookIntake
 from adapters.settings import load_settings
 from projections.projector import Projector
 from projections.queries import Audit
-from tests.integration.audit_story import ALL, ALL_BUT, KEYS, OPERATOR, READER, Story, bearer
+from tests.integration.audit_story import (
+    ALL,
+    ALL_BUT,
+    KEYS,
+    OPERATOR,
+    READER,
+    Story,
+    bearer,
+    login_token,
+)
 
 with warnings.catch_warnings():
     # httpx2 is not among the test dependencies; starlette warns about plain httpx on import.
@@ -80,6 +90,7 @@ EXPECTED_ACCESS: dict[str, str | None] = {
     "GET /review/login": None,
     "POST /review/login": None,
     "POST /review/logout": None,
+    "GET /assets/{name}": None,
 }
 #: Browser pages: without a key they redirect to the login form instead of answering 401.
 BROWSER = {"GET /review", "GET /review/export.csv", "GET /review/timeline/{kind}/{record_id}"}
@@ -122,7 +133,7 @@ def test_no_route_is_reachable_without_the_right_scope(client: TestClient, route
     if route in BROWSER:
         assert missing.status_code == 303
         assert missing.headers["location"].startswith("/review/login?next=")
-        client.cookies.set("syncledger_review_key", ALL_BUT[scope])
+        client.cookies.set(COOKIE, ALL_BUT[scope])
         lacking = client.request(method, url, follow_redirects=False)
         client.cookies.clear()
         assert lacking.status_code == 303
@@ -364,11 +375,11 @@ def test_the_login_form_sets_an_httponly_cookie_and_never_redirects_off_the_revi
 ) -> None:
     answer = client.post(
         "/review/login",
-        content=f"key={READER}&next=//evil.example/review",
+        content=f"key={READER}&next=//evil.example/review&csrf={login_token(client)}",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         follow_redirects=False,
     )
     assert answer.status_code == 303 and answer.headers["location"] == "/review"
-    cookie = answer.headers["set-cookie"]
+    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}="))
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/review" in cookie
     client.cookies.clear()

@@ -1,15 +1,203 @@
-"""The HTTP app's defences (issue 14): a CSV export a spreadsheet cannot run."""
+"""The HTTP app's defences (issue 14): review sessions held on the server, CSRF tokens on the
+review forms, security headers on every page, and a CSV export a spreadsheet cannot run.
+
+The app runs in process over the scripted SQLite ledger of ``audit_story.Story``.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import warnings
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import pytest
+from starlette.exceptions import StarletteDeprecationWarning
 
+from adapters.bootstrap import Service
+from adapters.http.app import create_app
+from adapters.http.auth import COOKIE
 from adapters.http.export import csv_rows
+from adapters.http.sessions import ReviewSessions
+from adapters.service.intake import WebhookIntake
+from adapters.settings import load_settings
+from projections.projector import Projector
+from projections.queries import Audit
 from projections.views import WriteEntry
+from tests.integration.audit_story import KEYS, OPERATOR, READER, Story, login_token
+
+with warnings.catch_warnings():
+    # httpx2 is not among the test dependencies; starlette warns about plain httpx on import.
+    warnings.filterwarnings("ignore", message=".*httpx2.*", category=StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    path: Path = tmp_path_factory.mktemp("hardening") / "ledger.db"
+    story = Story(f"sqlite:///{path}")
+    audit = Audit(Projector.open(story.ledger, f"sqlite:///{path}"))
+    settings = load_settings({"SYNCLEDGER_DATABASE_URL": "memory://"})
+    yield Service(
+        story.ledger,
+        WebhookIntake(story.ledger, "client-secret"),
+        api_keys=KEYS,
+        audit=audit,
+        replay_settings=settings,
+    )
+    audit.projector.close()
+    story.ledger.close()
+
+
+@pytest.fixture
+def client(service: Service) -> Iterator[TestClient]:
+    """A fresh app (its own sessions) and browser (its own cookies) per test."""
+    with TestClient(create_app(service)) as test_client:
+        yield test_client
+
+
+def page_token(client: TestClient) -> str:
+    """The sign-out form's CSRF token on the review page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/review").text)
+    assert found is not None
+    return found[1]
+
+
+def sign_in(client: TestClient, key: str = READER) -> str:
+    """Sign in through the form; the session cookie's value."""
+    answer = client.post(
+        "/review/login",
+        content=f"key={key}&csrf={login_token(client)}",
+        headers=FORM,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return answer.cookies[COOKIE]
+
+
+# --- review sessions and CSRF ----------------------------------------------------------------
+
+
+def test_the_cookie_holds_a_session_id_that_signing_out_revokes(client: TestClient) -> None:
+    session_id = sign_in(client)
+    assert READER not in session_id and len(session_id) >= 32
+    assert client.get("/review", follow_redirects=False).status_code == 200
+    out = client.post(
+        "/review/logout", content=f"csrf={page_token(client)}", headers=FORM, follow_redirects=False
+    )
+    assert out.status_code == 303 and out.headers["location"] == "/review/login"
+    client.cookies.set(COOKIE, session_id)  # the old cookie, kept by a copy of the browser
+    again = client.get("/review", follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"].startswith("/review/login?next=")
+
+
+def test_a_session_ends_after_eight_idle_hours(client: TestClient) -> None:
+    now = [1000.0]
+    client.app.state.review_sessions = ReviewSessions(clock=lambda: now[0])  # type: ignore[attr-defined]
+    sign_in(client)
+    now[0] += 7.9 * 3600
+    assert client.get("/review", follow_redirects=False).status_code == 200  # used: idle anew
+    now[0] += 7.9 * 3600
+    assert client.get("/review", follow_redirects=False).status_code == 200
+    now[0] += 8 * 3600
+    assert client.get("/review", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_a_sign_in_without_the_forms_token_is_refused_403(
+    client: TestClient, token: str | None
+) -> None:
+    login_token(client)  # the browser has the form's cookie, but the post does not match it
+    body = f"key={READER}" + (f"&csrf={token}" if token is not None else "")
+    answer = client.post("/review/login", content=body, headers=FORM, follow_redirects=False)
+    assert answer.status_code == 403
+    assert COOKIE not in answer.cookies
+    assert "sign in again" in answer.text
+
+
+def test_a_sign_in_with_a_token_but_not_its_cookie_is_refused_403(client: TestClient) -> None:
+    token = login_token(client)
+    client.cookies.clear()  # a cross-site post carries the attacker's token, not our cookie
+    answer = client.post(
+        "/review/login", content=f"key={READER}&csrf={token}", headers=FORM, follow_redirects=False
+    )
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize("token", [None, "forged-token"])
+def test_a_sign_out_without_the_sessions_token_is_refused_403(
+    client: TestClient, token: str | None
+) -> None:
+    sign_in(client)
+    body = f"csrf={token}" if token is not None else ""
+    answer = client.post("/review/logout", content=body, headers=FORM, follow_redirects=False)
+    assert answer.status_code == 403
+    assert client.get("/review", follow_redirects=False).status_code == 200  # still signed in
+
+
+def test_a_key_without_audit_read_opens_no_session(client: TestClient) -> None:
+    answer = client.post(
+        "/review/login",
+        content=f"key={OPERATOR}&csrf={login_token(client)}",
+        headers=FORM,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 403 and "does not grant audit:read" in answer.text
+    assert len(client.app.state.review_sessions) == 0  # type: ignore[attr-defined]
+
+
+# --- security headers ------------------------------------------------------------------------
+
+
+def _html_pages(client: TestClient, story_account: str) -> dict[str, httpx.Response]:
+    sign_in(client)
+    return {
+        "login form": client.get("/review/login"),
+        "refused login": client.post("/review/login", content="key=wrong", headers=FORM),
+        "review": client.get("/review"),
+        "bad filter": client.get("/review?since=yesterday"),
+        "timeline": client.get(f"/review/timeline/account/{story_account}"),
+        "unknown timeline": client.get("/review/timeline/account/nobody"),
+    }
+
+
+def test_every_html_answer_carries_the_security_headers(
+    client: TestClient, service: Service
+) -> None:
+    account = service.ledger.live_record_ids("salesforce")[0]
+    for name, page in _html_pages(client, account).items():
+        assert page.headers["content-type"].startswith("text/html"), name
+        policy = page.headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["default-src"] == "'self'", name
+        assert directives["script-src"] == "'self'", name  # no inline script at all
+        assert directives["frame-ancestors"] == "'none'", name
+        assert page.headers["x-frame-options"] == "DENY", name
+        assert page.headers["cache-control"] == "no-store", name
+        assert page.headers["x-content-type-options"] == "nosniff", name
+        assert not re.search(r"<script(?![^>]*\bsrc=)", page.text), f"{name}: inline script"
+        assert "'unsafe-inline'" not in policy, name
+        assert "<style" not in page.text and " style=" not in page.text, name
+
+
+def test_other_answers_are_not_sniffed(client: TestClient) -> None:
+    for answer in (client.get("/health"), client.get("/events"), client.get("/assets/review.css")):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "x-frame-options" not in answer.headers
+
+
+def test_assets_are_a_fixed_list(client: TestClient) -> None:
+    assert client.get("/assets/review.css").headers["content-type"].startswith("text/css")
+    for name in ("../app.py", "..%2Fapp.py", "review.html", "static"):
+        assert client.get(f"/assets/{name}").status_code == 404, name
+
 
 # --- the CSV export cannot run formulas ------------------------------------------------------
 

@@ -8,13 +8,15 @@
 * ``GET /health`` (:mod:`adapters.http.health`) — public; counts only, never data;
 * ``GET /metrics`` (:mod:`adapters.http.metrics`) — Prometheus' text format;
 * the audit API (:mod:`adapters.http.audit`), the review pages (:mod:`adapters.http.review`)
-  and, with ``replay_settings``, replays (:mod:`adapters.http.replays`).
+  with their files (:mod:`adapters.http.docs`) and, with ``replay_settings``, replays
+  (:mod:`adapters.http.replays`).
 
-Everything but the webhook and health is behind API keys (:mod:`adapters.http.auth`): every
-route declares its scope or is refused. The app also refuses query parameters a route does
-not declare (:func:`known_query_parameters`), answers a read-model query error 422 and an
-unavailable read-model database 503, and its lifespan starts and stops the intake's writer
-and the worker.
+Everything but the webhook, health, the sign-in form and the pages' files is behind API keys
+(:mod:`adapters.http.auth`): every route declares its scope or is refused. The app also refuses
+query parameters a route does not declare (:func:`known_query_parameters`), answers a
+read-model query error 422 and an unavailable read-model database 503, and its lifespan starts
+and stops the intake's writer and the worker. Every answer gets security headers
+(:mod:`adapters.http.headers`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.bootstrap import Service
-from adapters.http import audit, health, metrics, replays, review, webhooks
+from adapters.http import audit, docs, health, metrics, replays, review, webhooks
 from adapters.http.auth import LoginRequired, guard
+from adapters.http.headers import SecurityHeaders
 from adapters.http.params import invalid
+from adapters.http.sessions import ReviewSessions
 from adapters.service.intake import log
 from projections.queries import AuditQueryError
 
@@ -55,11 +59,13 @@ def create_app(service: Service) -> FastAPI:
     )
     api.state.service = service
     api.state.replay_runs = replays.ReplayRuns()
+    api.state.review_sessions = ReviewSessions()
     metrics.instrument(api, service)
-    for module in (webhooks, health, metrics, audit, review):
+    for module in (webhooks, health, metrics, audit, review, docs):
         api.include_router(module.router)
     if service.replay_settings is not None:
         api.include_router(replays.router)
+    api.add_middleware(SecurityHeaders)
     return api
 
 
