@@ -1,16 +1,19 @@
-"""The HTTP app's defences (issue 14): review sessions held on the server, CSRF tokens on the
-review forms, security headers on every page, and a CSV export a spreadsheet cannot run.
+"""The HTTP app's defences (issue 14): capped request bodies, review sessions held on the
+server, CSRF tokens on the review forms, security headers on every page, and a CSV export a
+spreadsheet cannot run.
 
 The app runs in process over the scripted SQLite ledger of ``audit_story.Story``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
+import tracemalloc
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,13 +25,14 @@ from adapters.bootstrap import Service
 from adapters.http.app import create_app
 from adapters.http.auth import COOKIE
 from adapters.http.export import csv_rows
+from adapters.http.limits import FORM_BODY_LIMIT, JSON_BODY_LIMIT
 from adapters.http.sessions import ReviewSessions
 from adapters.service.intake import WebhookIntake
 from adapters.settings import load_settings
 from projections.projector import Projector
 from projections.queries import Audit
 from projections.views import WriteEntry
-from tests.integration.audit_story import KEYS, OPERATOR, READER, Story, login_token
+from tests.integration.audit_story import ALL, KEYS, OPERATOR, READER, Story, bearer, login_token
 
 with warnings.catch_warnings():
     # httpx2 is not among the test dependencies; starlette warns about plain httpx on import.
@@ -79,6 +83,84 @@ def sign_in(client: TestClient, key: str = READER) -> str:
     )
     assert answer.status_code == 303, answer.text
     return answer.cookies[COOKIE]
+
+
+# --- request bodies are capped ---------------------------------------------------------------
+
+
+async def _chunks(total: int, size: int = 65536) -> AsyncIterator[bytes]:
+    chunk = b"k" * size
+    for _ in range(total // size):
+        yield chunk
+
+
+def _streamed_post(
+    app: object,
+    path: str,
+    total: int,
+    headers: dict[str, str],
+    cookies: httpx.Cookies | None = None,
+) -> httpx.Response:
+    """POST a body of ``total`` bytes in 64 KiB chunks without Content-Length (the ASGI
+    transport hands the app one chunk per read)."""
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", cookies=cookies
+        ) as c:
+            return await c.post(path, content=_chunks(total), headers=headers)
+
+    return asyncio.run(post())
+
+
+def test_a_streamed_login_post_over_its_limit_is_413_and_never_buffered(
+    service: Service,
+) -> None:
+    app = create_app(service)
+    total = 64 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        answer = _streamed_post(app, "/review/login", total, FORM)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert answer.status_code == 413, answer.text
+    assert str(FORM_BODY_LIMIT) in answer.json()["detail"]
+    assert peak < 4 * 1024 * 1024, f"the app held {peak} bytes for a {total}-byte body"
+
+
+@pytest.mark.parametrize(
+    ("path", "limit", "headers"),
+    [
+        ("/review/login", FORM_BODY_LIMIT, FORM),
+        ("/review/logout", FORM_BODY_LIMIT, FORM),
+        ("/replays", JSON_BODY_LIMIT, {"Content-Type": "application/json", **bearer(ALL)}),
+    ],
+)
+def test_a_body_over_the_routes_limit_is_413_declared_or_streamed(
+    client: TestClient, path: str, limit: int, headers: dict[str, str]
+) -> None:
+    sign_in(client)  # sign-out reads its form only from a live session
+    declared = client.post(path, content=b"k" * (limit + 1), headers=headers)
+    assert declared.status_code == 413, declared.text
+    assert declared.json() == {
+        "detail": f"the request body is larger than this route takes ({limit} bytes)"
+    }
+    streamed = _streamed_post(client.app, path, limit + 65536, headers, client.cookies)
+    assert streamed.status_code == 413, streamed.text
+
+
+def test_a_body_within_the_limit_is_read_as_before(client: TestClient) -> None:
+    form = f"key=wrong&csrf={login_token(client)}&pad="
+    answer = client.post(
+        "/review/login",
+        content=form + "x" * (FORM_BODY_LIMIT - len(form)),
+        headers=FORM,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 401
+    assert "not valid" in answer.text
 
 
 # --- review sessions and CSRF ----------------------------------------------------------------

@@ -15,8 +15,9 @@ Everything but the webhook, health, the sign-in form and the pages' files is beh
 (:mod:`adapters.http.auth`): every route declares its scope or is refused. The app also refuses
 query parameters a route does not declare (:func:`known_query_parameters`), answers a
 read-model query error 422 and an unavailable read-model database 503, and its lifespan starts
-and stops the intake's writer and the worker. Every answer gets security headers
-(:mod:`adapters.http.headers`).
+and stops the intake's writer and the worker. Around every request (outermost first):
+security headers (:mod:`adapters.http.headers`) and the route's cap on the body
+(:mod:`adapters.http.limits`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from adapters.bootstrap import Service
 from adapters.http import audit, docs, health, metrics, replays, review, webhooks
 from adapters.http.auth import LoginRequired, guard
 from adapters.http.headers import SecurityHeaders
+from adapters.http.limits import BodyLimit
 from adapters.http.params import invalid
 from adapters.http.sessions import ReviewSessions
 from adapters.service.intake import log
@@ -65,6 +67,8 @@ def create_app(service: Service) -> FastAPI:
         api.include_router(module.router)
     if service.replay_settings is not None:
         api.include_router(replays.router)
+    # added innermost first: the body limit, then the headers
+    api.add_middleware(BodyLimit)
     api.add_middleware(SecurityHeaders)
     return api
 
