@@ -71,6 +71,8 @@ def client(story: Story) -> Iterator[TestClient]:
 EXPECTED_ACCESS: dict[str, str | None] = {
     "POST /webhooks/intercom": None,
     "GET /health": None,
+    "GET /health/live": None,
+    "GET /health/ready": None,
     "GET /metrics": "audit:read",
     "GET /events": "audit:read",
     "GET /mappings": "audit:read",

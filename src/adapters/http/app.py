@@ -5,7 +5,8 @@
 
 * ``POST /webhooks/intercom`` (:mod:`adapters.http.webhooks`) — Intercom's signed company
   notifications into the ledger's inbox;
-* ``GET /health`` (:mod:`adapters.http.health`) — public; counts only, never data;
+* ``GET /health``, ``/health/live``, ``/health/ready`` (:mod:`adapters.http.health`) —
+  public; counts and reasons only, never data;
 * ``GET /metrics`` (:mod:`adapters.http.metrics`) — Prometheus' text format;
 * the audit API (:mod:`adapters.http.audit`), the review pages (:mod:`adapters.http.review`)
   with their files (:mod:`adapters.http.docs`) and, with ``replay_settings``, replays
