@@ -1,5 +1,6 @@
 """Operating the HTTP app (issues 14 and 17): the webhook writer's liveness in ``/health``, the
-``/health/live`` and ``/health/ready`` probes.
+``/health/live`` and ``/health/ready`` probes, one log line per request under a request id,
+histograms in ``/metrics`` and ``SYNCLEDGER_METRICS_PUBLIC``.
 
 The app runs in process over a ledger on the in-memory store; the worker, where a test needs
 one, is a real :class:`SyncWorker` over the fakes that is never started (its status is set).
@@ -7,6 +8,9 @@ one, is a real :class:`SyncWorker` over the fakes that is never started (its sta
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import warnings
 from collections.abc import Iterator
 
@@ -18,11 +22,13 @@ from adapters.bootstrap import Service
 from adapters.http.app import create_app
 from adapters.service.intake import WebhookIntake
 from adapters.service.worker import SyncWorker
+from adapters.settings import load_settings
+from adapters.simulators.intercom_webhooks import sign
 from adapters.store.database import ledger_env
 from adapters.sync.cycle import CycleReport
 from adapters.sync.fakes import FakeIntercom, FakeSalesforce
 from ledger.application import LedgerApp
-from tests.integration.audit_story import KEYS
+from tests.integration.audit_story import KEYS, READER, bearer
 from tests.support import CATALOG, STANDARD_CONFIG, FakeClock
 
 with warnings.catch_warnings():
@@ -50,6 +56,19 @@ def service(ledger: LedgerApp) -> Service:
 def client(service: Service) -> Iterator[TestClient]:
     with TestClient(create_app(service)) as test_client:  # the lifespan starts the writer
         yield test_client
+
+
+def webhook(notification_id: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "type": "notification_event",
+            "id": notification_id,
+            "topic": "company.created",
+            "created_at": 1767225600,
+            "data": {"item": {"id": "c1", "company_id": "k1", "updated_at": 1767225600}},
+        }
+    ).encode()
+    return body, {"X-Hub-Signature": sign(body, SECRET), "Content-Type": "application/json"}
 
 
 # --- the webhook writer in /health and the probes --------------------------------------------
@@ -168,3 +187,92 @@ def test_the_probes_need_no_key(with_worker: tuple[TestClient, SyncWorker]) -> N
     for path in ("/health", "/health/live", "/health/ready"):
         answer = client.get(path)
         assert answer.status_code == 200 and "www-authenticate" not in answer.headers, path
+
+
+# --- one log line per request ----------------------------------------------------------------
+
+
+def _http_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "syncledger.http"]
+
+
+def test_every_request_is_logged_once_with_its_request_id(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="syncledger.http")
+    answer = client.get(
+        "/history/account/001x", headers={**bearer(READER), "X-Request-ID": "req-42.a:b"}
+    )
+    assert answer.headers["x-request-id"] == "req-42.a:b"
+    (record,) = _http_records(caplog)
+    assert record.levelno == logging.INFO
+    fields = {k: getattr(record, k) for k in ("request_id", "method", "route", "status")}
+    assert fields == {
+        "request_id": "req-42.a:b",
+        "method": "GET",
+        "route": "/history/account/{salesforce_id}",
+        "status": answer.status_code,
+    }
+    assert isinstance(record.duration_ms, float) and record.duration_ms >= 0  # type: ignore[attr-defined]
+    assert "001x" not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "presented", [None, "", "has space", "line\nbreak", "x" * 129, "<script>", "é"]
+)
+def test_an_unusable_request_id_is_replaced_by_a_new_one(
+    client: TestClient, caplog: pytest.LogCaptureFixture, presented: str | None
+) -> None:
+    caplog.set_level(logging.INFO, logger="syncledger.http")
+    headers = {} if presented is None else {"X-Request-ID": presented.encode("utf-8")}
+    answer = client.get("/health", headers=headers)  # type: ignore[arg-type]
+    made = answer.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    (record,) = _http_records(caplog)
+    assert record.request_id == made  # type: ignore[attr-defined]
+
+
+def test_refused_and_unknown_requests_are_logged_too(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="syncledger.http")
+    client.get("/events")  # no key: 401
+    client.get("/no/such/page")
+    client.post("/review/login", content=b"k" * 20000)  # over the form's limit: 413
+    seen = [(r.method, r.route, r.status) for r in _http_records(caplog)]  # type: ignore[attr-defined]
+    assert seen == [
+        ("GET", "/events", 401),
+        ("GET", "unmatched", 404),
+        ("POST", "unmatched", 413),
+    ]
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_metrics_have_latency_histograms(client: TestClient) -> None:
+    body, headers = webhook("n-1")
+    assert client.post("/webhooks/intercom", content=body, headers=headers).status_code == 200
+    client.get("/events", headers=bearer(READER))
+    text = client.get("/metrics", headers=bearer(READER)).text
+    assert "syncledger_webhook_store_duration_seconds_count 1.0" in text
+    assert 'syncledger_webhook_store_duration_seconds_bucket{le="10.0"} 1.0' in text
+    assert re.search(
+        r'syncledger_http_request_duration_seconds_count\{method="GET",route="/events"\} 1\.0',
+        text,
+    )
+
+
+def test_metrics_need_audit_read_unless_the_setting_opens_them(ledger: LedgerApp) -> None:
+    closed = Service(ledger, WebhookIntake(ledger, SECRET), api_keys=KEYS)
+    assert TestClient(create_app(closed)).get("/metrics").status_code == 401
+    settings = load_settings({"SYNCLEDGER_DATABASE_URL": "memory://"})
+    opened = Service(
+        ledger,
+        WebhookIntake(ledger, SECRET),
+        api_keys=KEYS,
+        replay_settings=settings.model_copy(update={"metrics_public": True}),
+    )
+    answer = TestClient(create_app(opened)).get("/metrics")
+    assert answer.status_code == 200
+    assert "syncledger_ledger_position" in answer.text

@@ -16,9 +16,13 @@ Everything but the webhook, health, the sign-in form and the pages' files is beh
 (:mod:`adapters.http.auth`): every route declares its scope or is refused. The app also refuses
 query parameters a route does not declare (:func:`known_query_parameters`), answers a
 read-model query error 422 and an unavailable read-model database 503, and its lifespan starts
-and stops the intake's writer and the worker. Around every request (outermost first):
-security headers (:mod:`adapters.http.headers`) and the route's cap on the body
+and stops the intake's writer and the worker. Around every request (outermost first): one log
+line, a count and a duration under a request id (:mod:`adapters.http.observe`), security
+headers (:mod:`adapters.http.headers`), and the route's cap on the body
 (:mod:`adapters.http.limits`).
+
+Settings read here (from ``service.replay_settings``, the :class:`~adapters.settings.Settings`;
+absent in tests): ``metrics_public`` opens ``/metrics`` to callers without a key.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from adapters.http import audit, docs, health, metrics, replays, review, webhook
 from adapters.http.auth import LoginRequired, guard
 from adapters.http.headers import SecurityHeaders
 from adapters.http.limits import BodyLimit
+from adapters.http.observe import ObserveRequests
 from adapters.http.params import invalid
 from adapters.http.sessions import ReviewSessions
 from adapters.service.intake import log
@@ -60,17 +65,22 @@ def create_app(service: Service) -> FastAPI:
             SQLAlchemyError: _store_down,
         },
     )
+    settings = service.replay_settings
     api.state.service = service
     api.state.replay_runs = replays.ReplayRuns()
     api.state.review_sessions = ReviewSessions()
-    metrics.instrument(api, service)
+    api.state.public_if = frozenset(
+        flag for flag in (metrics.PUBLIC_METRICS,) if getattr(settings, flag, False) is True
+    )
+    measured = metrics.instrument(api, service)
     for module in (webhooks, health, metrics, audit, review, docs):
         api.include_router(module.router)
-    if service.replay_settings is not None:
+    if settings is not None:
         api.include_router(replays.router)
-    # added innermost first: the body limit, then the headers
+    # added innermost first: the body limit, then the headers, then the request log outermost
     api.add_middleware(BodyLimit)
     api.add_middleware(SecurityHeaders)
+    api.add_middleware(ObserveRequests, metrics=measured)
     return api
 
 
