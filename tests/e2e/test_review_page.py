@@ -2,7 +2,7 @@
 by Playwright's Python package): sign in, filter, click through to a timeline, export CSV.
 
 The app is served by uvicorn on a free loopback port over a scripted SQLite ledger
-(``test_audit_api.Story``). A screenshot of the filtered page is saved to ``/tmp/review.png``.
+(``audit_story.Story``). A screenshot of the filtered page is saved to ``/tmp/review.png``.
 """
 
 from __future__ import annotations

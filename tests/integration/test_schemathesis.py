@@ -1,7 +1,7 @@
 """Schemathesis against the app's own OpenAPI schema: every operation, every check, valid keys.
 
 The app runs in process (ASGI) over a scripted SQLite ledger with its read models
-(``test_audit_api.Story``). ``SYNCLEDGER_SCHEMATHESIS_EXAMPLES`` sets the examples per
+(``audit_story.Story``). ``SYNCLEDGER_SCHEMATHESIS_EXAMPLES`` sets the examples per
 operation (default 40, which keeps the run well under a minute on two cores).
 """
 

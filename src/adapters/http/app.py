@@ -9,8 +9,8 @@
   public; counts and reasons only, never data;
 * ``GET /metrics`` (:mod:`adapters.http.metrics`) — Prometheus' text format;
 * the audit API (:mod:`adapters.http.audit`), the review pages (:mod:`adapters.http.review`)
-  with their files (:mod:`adapters.http.docs`) and, with ``replay_settings``, replays
-  (:mod:`adapters.http.replays`).
+  and, with ``replay_settings``, replays (:mod:`adapters.http.replays`);
+* ``/docs`` and ``/redoc`` with their files (:mod:`adapters.http.docs`), served by the app.
 
 Everything but the webhook, health, the sign-in form and the pages' files is behind API keys
 (:mod:`adapters.http.auth`): every route declares its scope or is refused. The app also refuses
@@ -58,6 +58,8 @@ def create_app(service: Service) -> FastAPI:
         title="syncledger",
         summary="Salesforce Accounts ⇄ Intercom Companies sync, recorded in an event ledger.",
         lifespan=_lifespan,
+        docs_url=None,  # served from packaged files instead (adapters.http.docs)
+        redoc_url=None,
         dependencies=[Depends(guard), Depends(known_query_parameters)],
         exception_handlers={
             LoginRequired: _login_required,
@@ -77,6 +79,7 @@ def create_app(service: Service) -> FastAPI:
         api.include_router(module.router)
     if settings is not None:
         api.include_router(replays.router)
+    docs.install(api)
     # added innermost first: the body limit, then the headers, then the request log outermost
     api.add_middleware(BodyLimit)
     api.add_middleware(SecurityHeaders)
