@@ -42,9 +42,12 @@ def _free_port() -> int:
 def serving(app: Any) -> Iterator[str]:
     """``app`` served by uvicorn (lifespan on) on a free loopback port; yields its base URL."""
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # log_config and log_level None: uvicorn leaves the process's logging alone (it would set
+    # its loggers' levels, and later tests in this process would lose their INFO records).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, log_level=None, lifespan="on"
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
