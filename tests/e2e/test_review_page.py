@@ -2,43 +2,30 @@
 by Playwright's Python package): sign in, filter, click through to a timeline, export CSV.
 
 The app is served by uvicorn on a free loopback port over a scripted SQLite ledger
-(``test_audit_api.Story``). A screenshot of the filtered page is saved to ``/tmp/review.png``.
+(``audit_story.Story``). A screenshot of the filtered page is saved to ``/tmp/review.png``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from adapters.bootstrap import Service
 from adapters.http.app import create_app
+from adapters.http.auth import COOKIE
 from adapters.service.intake import WebhookIntake
 from projections.projector import Projector
 from projections.queries import Audit
-from tests.integration.test_audit_api import KEYS, OPERATOR, READER, Story
+from tests.e2e.browser import chromium, playwright_or_skip, serving
+from tests.integration.audit_story import KEYS, OPERATOR, READER, Story
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path("/tmp/review.png")
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing (scripts/test installs it)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+playwright_api = playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -52,33 +39,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stor
             story.ledger, WebhookIntake(story.ledger, "client-secret"), api_keys=KEYS, audit=audit
         )
     )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", story
+        with serving(app) as base:
+            yield base, story
     finally:
-        server.should_exit = True
-        thread.join(20)
         audit.projector.close()
         story.ledger.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium(playwright_api) as launched:
+        yield launched
 
 
 def test_a_reviewer_signs_in_filters_follows_a_timeline_and_exports(
@@ -101,8 +73,9 @@ def test_a_reviewer_signs_in_filters_follows_a_timeline_and_exports(
     page.click("button[type=submit]")
     page.wait_for_selector("#overwrites")
     assert page.url.endswith("/review?field=Industry")  # back where the reviewer was going
-    cookie = next(c for c in context.cookies() if c["name"] == "syncledger_review_key")
+    cookie = next(c for c in context.cookies() if c["name"] == COOKIE)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert READER not in cookie["value"]  # a session id, never the key
 
     # Every overwrite, then only Industry on the account: who, when, from what, to what, why.
     page.goto(f"{base}/review")
@@ -145,8 +118,15 @@ def test_a_reviewer_signs_in_filters_follows_a_timeline_and_exports(
     page.goto(f"{base}/review?since=last+tuesday")
     assert "is not a date and time" in page.inner_text(".problems")
 
-    # Signing out forgets the key.
+    # The pages are styled by the app's own style sheet (no inline style under the CSP).
+    assert page.eval_on_selector("header", "e => getComputedStyle(e).display") == "flex"
+
+    # Signing out ends the session: the old cookie no longer opens the pages.
+    page.goto(f"{base}/review")
     page.click("header form button")
+    page.goto(f"{base}/review")
+    assert "/review/login" in page.url
+    context.add_cookies([cookie])
     page.goto(f"{base}/review")
     assert "/review/login" in page.url
     context.close()

@@ -1,7 +1,8 @@
 """The audit HTTP API against ``create_app`` on a scripted SQLite ledger, in process.
 
-The ledger is made by real sync cycles (``run_cycle``) between the in-memory fakes of both
-systems, so every event is one the service itself would record.
+The ledger is made by real sync cycles between the in-memory fakes of both systems
+(:class:`tests.integration.audit_story.Story`), so every event is one the service itself
+would record.
 """
 
 from __future__ import annotations
@@ -19,58 +20,27 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from adapters.bootstrap import Service
 from adapters.http.app import create_app
+from adapters.http.auth import COOKIE
 from adapters.http.auth import markers as access_markers
 from adapters.service.intake import WebhookIntake
-from adapters.settings import ApiKeys, load_settings
-from adapters.store.database import ledger_env
-from adapters.sync.fakes import FakeIntercom, FakeSalesforce
-from ledger.application import LedgerApp
+from adapters.settings import load_settings
 from projections.projector import Projector
 from projections.queries import Audit
-from tests.support import CATALOG, STANDARD_CONFIG, FakeClock, sync_cycle
+from tests.integration.audit_story import (
+    ALL,
+    ALL_BUT,
+    KEYS,
+    OPERATOR,
+    READER,
+    Story,
+    bearer,
+    login_token,
+)
 
 with warnings.catch_warnings():
     # httpx2 is not among the test dependencies; starlette warns about plain httpx on import.
     warnings.filterwarnings("ignore", message=".*httpx2.*", category=StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
-
-READER, OPERATOR, REPLAYER, ALL = "reader-key", "operator-key", "replayer-key", "all-key"
-KEYS = ApiKeys.parse(
-    f"{READER}=audit:read,{OPERATOR}=sync:operate,{REPLAYER}=replay:execute,"
-    f"{ALL}=audit:read+sync:operate+replay:execute"
-)
-#: A key granting every scope but the one named.
-ALL_BUT = {"audit:read": OPERATOR, "sync:operate": READER, "replay:execute": READER}
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-class Story:
-    """The scripted ledger: what the fakes did and the ids to ask about."""
-
-    def __init__(self, url: str) -> None:
-        self.ledger = LedgerApp(env=ledger_env(url), clock=FakeClock())
-        self.ledger.apply_config(STANDARD_CONFIG, CATALOG)
-        sf, ic = FakeSalesforce(), FakeIntercom()
-        # k1: Intercom's industry overwrites the account's; Salesforce's name flows back.
-        self.account = sf.create(AccountNumber="k1", Name="Acme", Industry="Retail")
-        self.company = ic.create("k1", {"name": "Acme Old", "industry": "Banking"})
-        # k2: a pair whose account has no industry yet (a write, not an overwrite).
-        self.account2 = sf.create(AccountNumber="k2", Name="Beta")
-        self.company2 = ic.create("k2", {"name": "Beta", "industry": "Agriculture"})
-        # Never synced: a person account, a company without company_id, a company alone.
-        self.person = sf.create(AccountNumber="k3", Name="Jo Doe", person=True)
-        self.anonymous = ic.create(None, {"name": "Lead Co"})
-        self.lonely = ic.create("k9", {"name": "Nobody"})
-        sync_cycle(self.ledger, sf, ic)
-        sync_cycle(self.ledger, sf, ic)  # echoes of the first cycle's writes
-        ic.update(self.company, industry="Technology")  # a second overwrite of Industry on k1
-        ic.update(self.company2, industry="Energy")  # not in the picklist: a rejected value
-        sync_cycle(self.ledger, sf, ic)
-        self.sf, self.ic = sf, ic
-        self.audit: Audit
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +71,8 @@ def client(story: Story) -> Iterator[TestClient]:
 EXPECTED_ACCESS: dict[str, str | None] = {
     "POST /webhooks/intercom": None,
     "GET /health": None,
+    "GET /health/live": None,
+    "GET /health/ready": None,
     "GET /metrics": "audit:read",
     "GET /events": "audit:read",
     "GET /mappings": "audit:read",
@@ -120,6 +92,7 @@ EXPECTED_ACCESS: dict[str, str | None] = {
     "GET /review/login": None,
     "POST /review/login": None,
     "POST /review/logout": None,
+    "GET /assets/{name}": None,
 }
 #: Browser pages: without a key they redirect to the login form instead of answering 401.
 BROWSER = {"GET /review", "GET /review/export.csv", "GET /review/timeline/{kind}/{record_id}"}
@@ -162,7 +135,7 @@ def test_no_route_is_reachable_without_the_right_scope(client: TestClient, route
     if route in BROWSER:
         assert missing.status_code == 303
         assert missing.headers["location"].startswith("/review/login?next=")
-        client.cookies.set("syncledger_review_key", ALL_BUT[scope])
+        client.cookies.set(COOKIE, ALL_BUT[scope])
         lacking = client.request(method, url, follow_redirects=False)
         client.cookies.clear()
         assert lacking.status_code == 303
@@ -404,11 +377,11 @@ def test_the_login_form_sets_an_httponly_cookie_and_never_redirects_off_the_revi
 ) -> None:
     answer = client.post(
         "/review/login",
-        content=f"key={READER}&next=//evil.example/review",
+        content=f"key={READER}&next=//evil.example/review&csrf={login_token(client)}",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         follow_redirects=False,
     )
     assert answer.status_code == 303 and answer.headers["location"] == "/review"
-    cookie = answer.headers["set-cookie"]
+    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}="))
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/review" in cookie
     client.cookies.clear()

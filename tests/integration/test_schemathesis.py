@@ -1,7 +1,7 @@
 """Schemathesis against the app's own OpenAPI schema: every operation, every check, valid keys.
 
 The app runs in process (ASGI) over a scripted SQLite ledger with its read models
-(``test_audit_api.Story``). ``SYNCLEDGER_SCHEMATHESIS_EXAMPLES`` sets the examples per
+(``audit_story.Story``). ``SYNCLEDGER_SCHEMATHESIS_EXAMPLES`` sets the examples per
 operation (default 40, which keeps the run well under a minute on two cores).
 """
 
@@ -28,7 +28,7 @@ from adapters.http.app import create_app
 from adapters.service.intake import WebhookIntake
 from projections.projector import Projector
 from projections.queries import Audit
-from tests.integration.test_audit_api import ALL, KEYS, Story
+from tests.integration.audit_story import ALL, KEYS, Story
 
 with warnings.catch_warnings():
     # httpx2 is not among the test dependencies; starlette warns about plain httpx on import.

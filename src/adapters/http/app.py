@@ -5,16 +5,24 @@
 
 * ``POST /webhooks/intercom`` (:mod:`adapters.http.webhooks`) — Intercom's signed company
   notifications into the ledger's inbox;
-* ``GET /health`` (:mod:`adapters.http.health`) — public; counts only, never data;
+* ``GET /health``, ``/health/live``, ``/health/ready`` (:mod:`adapters.http.health`) —
+  public; counts and reasons only, never data;
 * ``GET /metrics`` (:mod:`adapters.http.metrics`) — Prometheus' text format;
 * the audit API (:mod:`adapters.http.audit`), the review pages (:mod:`adapters.http.review`)
-  and, with ``replay_settings``, replays (:mod:`adapters.http.replays`).
+  and, with ``replay_settings``, replays (:mod:`adapters.http.replays`);
+* ``/docs`` and ``/redoc`` with their files (:mod:`adapters.http.docs`), served by the app.
 
-Everything but the webhook and health is behind API keys (:mod:`adapters.http.auth`): every
-route declares its scope or is refused. The app also refuses query parameters a route does
-not declare (:func:`known_query_parameters`), answers a read-model query error 422 and an
-unavailable read-model database 503, and its lifespan starts and stops the intake's writer
-and the worker.
+Everything but the webhook, health, the sign-in form and the pages' files is behind API keys
+(:mod:`adapters.http.auth`): every route declares its scope or is refused. The app also refuses
+query parameters a route does not declare (:func:`known_query_parameters`), answers a
+read-model query error 422 and an unavailable read-model database 503, and its lifespan starts
+and stops the intake's writer and the worker. Around every request (outermost first): one log
+line, a count and a duration under a request id (:mod:`adapters.http.observe`), security
+headers (:mod:`adapters.http.headers`), and the route's cap on the body
+(:mod:`adapters.http.limits`).
+
+Settings read here (from ``service.replay_settings``, the :class:`~adapters.settings.Settings`;
+absent in tests): ``metrics_public`` opens ``/metrics`` to callers without a key.
 """
 
 from __future__ import annotations
@@ -30,9 +38,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.bootstrap import Service
-from adapters.http import audit, health, metrics, replays, review, webhooks
+from adapters.http import audit, docs, health, metrics, replays, review, webhooks
 from adapters.http.auth import LoginRequired, guard
+from adapters.http.headers import SecurityHeaders
+from adapters.http.limits import BodyLimit
+from adapters.http.observe import ObserveRequests
 from adapters.http.params import invalid
+from adapters.http.sessions import ReviewSessions
 from adapters.service.intake import log
 from projections.queries import AuditQueryError
 
@@ -46,6 +58,8 @@ def create_app(service: Service) -> FastAPI:
         title="syncledger",
         summary="Salesforce Accounts ⇄ Intercom Companies sync, recorded in an event ledger.",
         lifespan=_lifespan,
+        docs_url=None,  # served from packaged files instead (adapters.http.docs)
+        redoc_url=None,
         dependencies=[Depends(guard), Depends(known_query_parameters)],
         exception_handlers={
             LoginRequired: _login_required,
@@ -53,13 +67,23 @@ def create_app(service: Service) -> FastAPI:
             SQLAlchemyError: _store_down,
         },
     )
+    settings = service.replay_settings
     api.state.service = service
     api.state.replay_runs = replays.ReplayRuns()
-    metrics.instrument(api, service)
-    for module in (webhooks, health, metrics, audit, review):
+    api.state.review_sessions = ReviewSessions()
+    api.state.public_if = frozenset(
+        flag for flag in (metrics.PUBLIC_METRICS,) if getattr(settings, flag, False) is True
+    )
+    measured = metrics.instrument(api, service)
+    for module in (webhooks, health, metrics, audit, review, docs):
         api.include_router(module.router)
-    if service.replay_settings is not None:
+    if settings is not None:
         api.include_router(replays.router)
+    docs.install(api)
+    # added innermost first: the body limit, then the headers, then the request log outermost
+    api.add_middleware(BodyLimit)
+    api.add_middleware(SecurityHeaders)
+    api.add_middleware(ObserveRequests, metrics=measured)
     return api
 
 

@@ -7,9 +7,11 @@ time. Scopes: ``audit:read`` (reading the ledger and its read models, ``/metrics
 
 Every route of the app declares its access with exactly one marker dependency:
 
-* ``Scope(scope)`` — a key granting ``scope``; ``browser=True`` also accepts the key from the
-  review pages' HttpOnly cookie (set by the login form) and answers a browser without one with
-  a redirect to the login form instead of a 401;
+* ``Scope(scope)`` — a key granting ``scope``; ``browser=True`` also accepts the review pages'
+  sign-in session (:mod:`adapters.http.sessions`; its id is in an HttpOnly cookie set by the
+  login form) and answers a browser without one with a redirect to the login form instead of a
+  401; ``public_if=flag`` opens the route to anyone while the app's setting ``flag`` is on
+  (``/metrics`` with ``SYNCLEDGER_METRICS_PUBLIC``);
 * ``Public(reason)`` — anyone (webhook intake, which checks its own signature; health).
 
 The keys are the service's (:data:`adapters.http.deps.ApiKeysDep`), read per request.
@@ -35,7 +37,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
-from adapters.http.deps import ApiKeysDep
+from adapters.http.deps import ApiKeysDep, SessionsDep
+from adapters.http.sessions import ReviewSessions, fingerprint
 from adapters.settings import API_SCOPES, ApiKeys
 from ledger.errors import SyncLedgerError
 
@@ -65,8 +68,8 @@ SYNC_OPERATE: Final = "sync:operate"
 REPLAY_EXECUTE: Final = "replay:execute"
 assert (AUDIT_READ, SYNC_OPERATE, REPLAY_EXECUTE) == API_SCOPES
 
-#: The review pages' cookie holding the reviewer's key (HttpOnly, SameSite=Strict).
-COOKIE: Final = "syncledger_review_key"
+#: The review pages' cookie holding the reviewer's session id (HttpOnly, SameSite=Strict).
+COOKIE: Final = "syncledger_review_session"
 
 _REALM = 'Bearer realm="syncledger"'
 _bearer = HTTPBearer(
@@ -91,9 +94,11 @@ KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller of a route: the scopes its key grants (empty on a public route)."""
+    """The caller of a route: the scopes its key grants (empty on a public route) and a name
+    that does not reveal the key (:func:`adapters.http.sessions.fingerprint`)."""
 
     scopes: frozenset[str]
+    name: str = ""
 
 
 class LoginRequired(SyncLedgerError):
@@ -131,24 +136,27 @@ class PublicAccess(Access):
 
 class KeyAccess(Access):
     """A key granting ``scope`` is needed; this dependency checks it against the service's
-    keys."""
+    keys (or, with ``browser``, the review session in the cookie)."""
 
-    def __init__(self, scope: str, *, browser: bool = False) -> None:
+    def __init__(self, scope: str, *, browser: bool = False, public_if: str = "") -> None:
         if scope not in API_SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
         self.scope = scope
         self.browser = browser
+        self.public_if = public_if
 
     def __call__(
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         keys: ApiKeysDep,
+        sessions: SessionsDep,
     ) -> Principal:
+        if self.public_if and self.public_if in getattr(request.app.state, "public_if", ()):
+            return Principal(frozenset())
         presented = credentials.credentials if credentials is not None else None
-        from_cookie = presented is None and self.browser
-        if from_cookie:
-            presented = request.cookies.get(COOKIE)
+        if presented is None and self.browser:
+            return self._from_session(request, sessions)
         granted = scopes_of(keys, presented)
         if not granted:
             if presented is None:
@@ -160,16 +168,25 @@ class KeyAccess(Access):
             else:
                 message = "the API key is not valid"
                 challenge = f'{_REALM}, error="invalid_token"'
-            if from_cookie:
-                raise LoginRequired(_path_and_query(request), message)
             raise HTTPException(401, message, headers={"WWW-Authenticate": challenge})
         if self.scope not in granted:
             message = f"the API key lacks the scope {self.scope}"
-            if from_cookie:
-                raise LoginRequired(_path_and_query(request), message)
             challenge = f'{_REALM}, error="insufficient_scope", scope="{self.scope}"'
             raise HTTPException(403, message, headers={"WWW-Authenticate": challenge})
-        return Principal(granted)
+        assert presented is not None
+        return Principal(granted, fingerprint(presented))
+
+    def _from_session(self, request: Request, sessions: ReviewSessions) -> Principal:
+        """A browser: its review session, or off to the login form. The session is also put on
+        ``request.state.review_session`` (the pages need its sign-out token)."""
+        session = sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            raise LoginRequired(_path_and_query(request), "sign in to see the review pages")
+        if self.scope not in session.scopes:
+            message = f"the key signed in with lacks the scope {self.scope}"
+            raise LoginRequired(_path_and_query(request), message)
+        request.state.review_session = session
+        return Principal(session.scopes, session.name)
 
 
 def scopes_of(keys: ApiKeys | None, presented: str | None) -> frozenset[str]:
@@ -206,9 +223,10 @@ def _path_and_query(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-def Scope(scope: str, *, browser: bool = False) -> DependsParam:
-    """The marker of a route that needs a key granting ``scope``."""
-    marker: DependsParam = Security(KeyAccess(scope, browser=browser), scopes=[scope])
+def Scope(scope: str, *, browser: bool = False, public_if: str = "") -> DependsParam:
+    """The marker of a route that needs a key granting ``scope`` (see the module docstring)."""
+    access = KeyAccess(scope, browser=browser, public_if=public_if)
+    marker: DependsParam = Security(access, scopes=[scope])
     return marker
 
 

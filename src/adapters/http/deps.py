@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from adapters.bootstrap import Service
+from adapters.http.sessions import ReviewSessions
 from adapters.service.intake import WebhookIntake
 from adapters.settings import ApiKeys
 from ledger.application import LedgerApp
@@ -29,11 +30,13 @@ __all__ = [
     "IntakeDep",
     "LedgerDep",
     "ServiceDep",
+    "SessionsDep",
     "get_api_keys",
     "get_audit",
     "get_intake",
     "get_ledger",
     "get_service",
+    "get_sessions",
 ]
 
 
@@ -79,3 +82,13 @@ async def get_api_keys(service: ServiceDep) -> ApiKeys | None:
 
 
 ApiKeysDep = Annotated[ApiKeys | None, Depends(get_api_keys)]
+
+
+async def get_sessions(request: Request) -> ReviewSessions:
+    """The review pages' sign-in sessions (``app.state.review_sessions``, set by
+    ``create_app``)."""
+    sessions: ReviewSessions = request.app.state.review_sessions
+    return sessions
+
+
+SessionsDep = Annotated[ReviewSessions, Depends(get_sessions)]

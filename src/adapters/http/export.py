@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from projections.views import WriteEntry
 
-__all__ = ["WRITE_COLUMNS", "WritePages", "csv_response", "csv_rows"]
+__all__ = ["WRITE_COLUMNS", "WritePages", "csv_response", "csv_rows", "formula_safe"]
 
 #: CSV columns of the write log, in order.
 WRITE_COLUMNS = (
@@ -38,13 +38,20 @@ WRITE_COLUMNS = (
     "write_id",
     "api_call",
 )
+#: First characters that make a spreadsheet read a cell as a formula or a command: the formula
+#: signs (also full-width, which some locales accept), ``|`` and ``;`` (DDE and separators),
+#: and the control characters a cell may start with.
+_FORMULA_START = frozenset("=+-@|;\t\r\n＝＋－＠")
+#: Leading whitespace a spreadsheet skips before a formula sign (`` =1+1`` is still a formula).
+_SKIPPED = " \t\r\n\u00a0"
 #: ``pages(after, limit)``: the writes after a position, at most ``limit`` of them.
 WritePages = Callable[[int, int], list[WriteEntry]]
 
 
 def csv_rows(pages: WritePages, start: int = 0) -> Iterator[str]:
     """The CSV text of every write ``pages(after, limit)`` yields, header first, page by page
-    (constant memory). Text that a spreadsheet would run as a formula is quoted with ``'``."""
+    (constant memory). Text that a spreadsheet would run as a formula is quoted with ``'``
+    (:func:`formula_safe`)."""
     buffer = io.StringIO()
     out = csv.writer(buffer)
     out.writerow(WRITE_COLUMNS)
@@ -80,6 +87,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     text = str(value)
-    if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text  # a spreadsheet would evaluate it (CSV injection)
+    return formula_safe(text) if isinstance(value, str) else text
+
+
+def formula_safe(text: str) -> str:
+    """``text``, quoted with a leading ``'`` when a spreadsheet would run it as a formula
+    (CSV injection): it starts with one of ``= + - @ | ;``, a tab, CR or newline, or with
+    whitespace before a formula sign."""
+    stripped = text.lstrip(_SKIPPED)
+    if text[:1] in _FORMULA_START or stripped[:1] in _FORMULA_START:
+        return "'" + text
     return text

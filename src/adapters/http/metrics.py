@@ -1,27 +1,28 @@
-"""``GET /metrics``: the service in Prometheus' text format (scope ``audit:read``).
+"""``GET /metrics``: the service in Prometheus' text format (scope ``audit:read``, or anyone
+with ``SYNCLEDGER_METRICS_PUBLIC=true``).
 
 Webhooks, the ledger, pending writes, API budgets, HTTP requests and sync cycles. The service's
-state is read at each scrape (:class:`ServiceMetrics`, no bookkeeping on the hot paths); only
-answered HTTP requests are counted as they happen (:class:`CountRequests`).
-:func:`instrument` gives an app its registry (``app.state.metrics``) and the counting
-middleware.
+state is read at each scrape (:class:`ServiceMetrics`, no bookkeeping on the hot paths); what
+only the HTTP layer sees is counted as it happens (:class:`HttpMetrics`): answered requests and
+their duration (by :class:`adapters.http.observe.ObserveRequests`), and how long a webhook
+waits for its notification to be stored (by the webhook route). :func:`instrument` gives an app
+its registry (``app.state.metrics``) and its :class:`HttpMetrics`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Send
-from starlette.types import Scope as AsgiScope
 
 from adapters.bootstrap import Service
 from adapters.http.auth import AUDIT_READ, KEY_RESPONSES, Scope
@@ -29,21 +30,64 @@ from adapters.http.deps import LedgerDep
 from adapters.service.worker import SyncWorker
 from ledger.application import LedgerApp
 
-__all__ = ["CountRequests", "RegistryDep", "ServiceMetrics", "instrument", "router"]
+__all__ = [
+    "PUBLIC_METRICS",
+    "HttpMetrics",
+    "HttpMetricsDep",
+    "RegistryDep",
+    "ServiceMetrics",
+    "instrument",
+    "router",
+]
+
+#: The setting (``SYNCLEDGER_METRICS_PUBLIC``) that opens ``/metrics`` to callers without a key.
+PUBLIC_METRICS: Final = "metrics_public"
+#: Histogram buckets (seconds) from a millisecond to ten seconds.
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def instrument(api: FastAPI, service: Service) -> None:
-    """Give ``api`` its metrics registry (read by ``/metrics``) and count its requests."""
+@dataclass(frozen=True)
+class HttpMetrics:
+    """What the HTTP layer measures as it happens."""
+
+    #: answered requests by method, route template and status
+    requests: Counter
+    #: seconds from a request's arrival to the end of its answer, by method and route template
+    duration: Histogram
+    #: seconds a valid webhook waits for its notification to be stored in the ledger's inbox
+    webhook_store: Histogram
+
+
+def instrument(api: FastAPI, service: Service) -> HttpMetrics:
+    """Give ``api`` its metrics registry (read by ``/metrics``) and its :class:`HttpMetrics`
+    (``app.state.http_metrics``), which it returns."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceMetrics(service))
-    requests = Counter(
-        "syncledger_http_requests",
-        "HTTP requests answered, by method, route template and status.",
-        ["method", "route", "status"],
-        registry=registry,
+    measured = HttpMetrics(
+        requests=Counter(
+            "syncledger_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        ),
+        duration=Histogram(
+            "syncledger_http_request_duration_seconds",
+            "Time from an HTTP request's arrival to the end of its answer.",
+            ["method", "route"],
+            buckets=_SECONDS,
+            registry=registry,
+        ),
+        webhook_store=Histogram(
+            "syncledger_webhook_store_duration_seconds",
+            "Time from a valid webhook's arrival (body read) to its notification being stored "
+            "in the ledger's inbox, what Intercom's delivery waits for.",
+            buckets=_SECONDS,
+            registry=registry,
+        ),
     )
     api.state.metrics = registry
-    api.add_middleware(CountRequests, counter=requests)
+    api.state.http_metrics = measured
+    return measured
 
 
 async def get_registry(request: Request) -> CollectorRegistry:
@@ -54,13 +98,22 @@ async def get_registry(request: Request) -> CollectorRegistry:
 
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 
+
+async def get_http_metrics(request: Request) -> HttpMetrics:
+    """The app's :class:`HttpMetrics` (``app.state.http_metrics``, set by :func:`instrument`)."""
+    measured: HttpMetrics = request.app.state.http_metrics
+    return measured
+
+
+HttpMetricsDep = Annotated[HttpMetrics, Depends(get_http_metrics)]
+
 router = APIRouter()
 
 
 @router.get(
     "/metrics",
     tags=["operations"],
-    dependencies=[Scope(AUDIT_READ)],
+    dependencies=[Scope(AUDIT_READ, public_if=PUBLIC_METRICS)],
     response_class=Response,
     responses={
         200: {
@@ -75,36 +128,10 @@ router = APIRouter()
 )
 def metrics(request: Request, ledger: LedgerDep, registry: RegistryDep) -> Response:
     """Prometheus metrics: webhooks, the ledger, writes, API budget, HTTP use, cycles.
-    Scope: `audit:read`."""
+    Scope: `audit:read` (none when the server sets SYNCLEDGER_METRICS_PUBLIC=true)."""
     ledger.catch_up()
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     return Response(encoder(registry), media_type=content_type)
-
-
-class CountRequests:
-    """ASGI middleware counting answered requests by method, route template and status."""
-
-    def __init__(self, app: ASGIApp, counter: Counter) -> None:
-        self.app = app
-        self.counter = counter
-
-    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = [500]
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.counter.labels(scope["method"], template, str(status[0])).inc()
 
 
 class ServiceMetrics(Collector):

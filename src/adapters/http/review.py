@@ -5,10 +5,14 @@
 * ``GET /review/export.csv`` — what the review page shows (same filters), every page, as CSV;
 * ``GET``/``POST /review/login``, ``POST /review/logout`` — the sign-in form.
 
-A reviewer signs in with a key granting ``audit:read``; it is kept in an HttpOnly,
-SameSite=Strict cookie (:data:`adapters.http.auth.COOKIE`), and a browser without a usable key
-is sent to the login form. The filters are read leniently from the form: a bad one is shown on
-the page (400), never a 422.
+A reviewer signs in with a key granting ``audit:read``; that opens a session on the server
+(:mod:`adapters.http.sessions`) whose id only is kept in an HttpOnly, SameSite=Strict cookie
+(:data:`adapters.http.auth.COOKIE`), and a browser without a live session is sent to the login
+form. Both forms carry a CSRF token: the sign-in form's is also in a cookie (double submit),
+the sign-out form's is the session's; a post with a key (sign-in) or from a live session
+(sign-out) but without the right token is refused 403. Signing out ends the session on the
+server, so its cookie no longer works anywhere. The filters are read leniently from the form:
+a bad one is shown on the page (400), never a 422.
 """
 
 from __future__ import annotations
@@ -25,14 +29,24 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.templating import Jinja2Templates
 
 from adapters.http.auth import AUDIT_READ, COOKIE, Public, Scope, scopes_of
-from adapters.http.deps import ApiKeysDep, AuditDep, LedgerDep
+from adapters.http.deps import ApiKeysDep, AuditDep, LedgerDep, SessionsDep
 from adapters.http.export import csv_response
 from adapters.http.params import TEXT, instant
+from adapters.http.sessions import LOGIN_COOKIE, fingerprint, new_token, same_token
 from projections.views import WriteEntry
 
 __all__ = ["REVIEW_PAGE", "router"]
 
-_TEMPLATES = Jinja2Templates(directory=PathLib(__file__).with_name("templates"))
+
+def _csrf(request: Request) -> dict[str, Any]:
+    """Every page's sign-out form carries the session's CSRF token."""
+    session = getattr(request.state, "review_session", None)
+    return {"csrf": session.csrf if session is not None else ""}
+
+
+_TEMPLATES = Jinja2Templates(
+    directory=PathLib(__file__).with_name("templates"), context_processors=[_csrf]
+)
 _RULES: dict[str, str] = {
     "skip_if_source_empty": "skip if source empty",
     "skip_if_destination_has_value": "skip if destination has a value",
@@ -183,11 +197,14 @@ def login_form(request: Request, next: str = "/review") -> Response:
     dependencies=[Public("checks the key it is given")],
     response_class=HTMLResponse,
 )
-async def login(request: Request, keys: ApiKeysDep) -> Response:
-    """Check the key; keep it in an HttpOnly cookie and go on to the page asked for."""
+async def login(request: Request, keys: ApiKeysDep, sessions: SessionsDep) -> Response:
+    """Check the key and the form's CSRF token; open a session, keep its id in an HttpOnly
+    cookie and go on to the page asked for."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key = (form.get("key") or [""])[0].strip()
     target = _safe_next((form.get("next") or ["/review"])[0])
+    if key and not same_token(_field(form, "csrf"), request.cookies.get(LOGIN_COOKIE)):
+        return _login_page(request, target, "The sign-in form had expired; sign in again.", 403)
     granted = scopes_of(keys, key) if key else frozenset()
     if AUDIT_READ not in granted:
         message = "That key does not grant audit:read." if granted else "That key is not valid."
@@ -195,28 +212,55 @@ async def login(request: Request, keys: ApiKeysDep) -> Response:
     answer = RedirectResponse(target, status_code=303)
     answer.set_cookie(
         COOKIE,
-        key,
+        sessions.open(fingerprint(key), granted),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path="/review",
-        max_age=8 * 3600,
     )
+    answer.delete_cookie(LOGIN_COOKIE, path="/review/login")
     return answer
 
 
-@router.post("/review/logout", dependencies=[Public("it only forgets the cookie")])
-def logout() -> Response:
-    """Forget the key."""
+@router.post("/review/logout", dependencies=[Public("it only ends the caller's own session")])
+async def logout(request: Request, sessions: SessionsDep) -> Response:
+    """End the session (its cookie no longer works) and forget the cookie."""
+    session_id = request.cookies.get(COOKIE)
+    session = sessions.get(session_id)
+    if session is not None:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        if not same_token(_field(form, "csrf"), session.csrf):
+            return PlainTextResponse(
+                "The sign-out form had expired: reload the page and sign out again.", 403
+            )
+        sessions.close(session_id)
     answer = RedirectResponse("/review/login", status_code=303)
     answer.delete_cookie(COOKIE, path="/review")
     return answer
 
 
+def _field(form: Mapping[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[0]
+
+
 def _login_page(request: Request, target: str, message: str, status: int) -> Response:
-    return _TEMPLATES.TemplateResponse(
-        request, "login.html", {"next": target, "message": message}, status_code=status
+    """The sign-in form, with a fresh CSRF token in the form and in its cookie."""
+    token = new_token()
+    page = _TEMPLATES.TemplateResponse(
+        request,
+        "login.html",
+        {"next": target, "message": message, "login_csrf": token},
+        status_code=status,
     )
+    page.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/review/login",
+    )
+    return page
 
 
 def _safe_next(target: str) -> str:

@@ -9,11 +9,17 @@ Answers:
   ``X-Hub-Signature``, 413 for a body over 1 MiB: nothing is stored, and Intercom will not retry
   a 4xx with the same body;
 * 503 when the ledger cannot store it right now: Intercom delivers it again later.
+
+The time from a valid delivery's body to its notification stored is observed in
+``syncledger_webhook_store_duration_seconds`` (:class:`adapters.http.metrics.HttpMetrics`).
+The route counts its own body (the app's body limits leave it alone, :mod:`adapters.http.
+limits`), so a refusal is answered in this shape and counted as rejected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +27,7 @@ from fastapi.responses import JSONResponse
 
 from adapters.http.auth import Public
 from adapters.http.deps import IntakeDep
+from adapters.http.metrics import HttpMetricsDep
 from adapters.service.intake import MAX_WEBHOOK_BYTES, Verdict
 
 __all__ = ["STORE_TIMEOUT", "WEBHOOK_REQUEST", "WEBHOOK_RESPONSES", "router"]
@@ -98,7 +105,9 @@ router = APIRouter()
     responses=WEBHOOK_RESPONSES,
     openapi_extra=WEBHOOK_REQUEST,
 )
-async def intercom_webhook(request: Request, intake: IntakeDep) -> JSONResponse:
+async def intercom_webhook(
+    request: Request, intake: IntakeDep, measured: HttpMetricsDep
+) -> JSONResponse:
     """Intercom company notifications, signed with the app's client secret."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
@@ -108,6 +117,7 @@ async def intercom_webhook(request: Request, intake: IntakeDep) -> JSONResponse:
         body += chunk
         if len(body) > MAX_WEBHOOK_BYTES:
             return _answer(intake.too_large())
+    arrived = time.perf_counter()
     checked = intake.check(bytes(body), request.headers.get("x-hub-signature"))
     if isinstance(checked, Verdict):
         return _answer(checked)
@@ -115,6 +125,7 @@ async def intercom_webhook(request: Request, intake: IntakeDep) -> JSONResponse:
         status = await asyncio.wait_for(asyncio.wrap_future(intake.keep(checked)), STORE_TIMEOUT)
     except Exception:
         return _answer(Verdict(503, "the ledger could not store the notification; retry"))
+    measured.webhook_store.observe(time.perf_counter() - arrived)
     return JSONResponse({"status": status, "id": checked.id})
 
 
