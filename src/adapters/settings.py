@@ -1,5 +1,8 @@
 """The service's settings, read from ``SYNCLEDGER_*`` environment variables.
 
+(Over 400 lines on purpose: a quarter of it is the table of every variable below, the one
+reference the README and ``config show`` follow; the code itself is under 300 lines.)
+
 :func:`load_settings` reads the variables below (from ``os.environ``, or from a mapping passed in
 tests) and returns a frozen :class:`Settings`; a bad value raises :class:`SettingsError`, whose
 message is one line naming every bad variable, e.g.
@@ -33,6 +36,7 @@ are held as :class:`~pydantic.SecretStr` (or :class:`ApiKeys`) and never appear 
 | `SYNCLEDGER_WRITE_BATCH_SIZE` | `200` | Records per Salesforce write batch (1–200). |
 | `SYNCLEDGER_API_KEYS` | unset | HTTP API keys and their scopes: comma-separated `KEY=scope+scope` entries, e.g. `k1=audit:read,k2=audit:read+sync:operate+replay:execute`. Scopes: `audit:read`, `sync:operate`, `replay:execute`. Secret. |
 | `SYNCLEDGER_INTERCOM_RECONCILE_SECONDS` | `10800` | Seconds between reconciliations with Intercom (on start, then this often): companies changed without a webhook reaching the service are synced. A number > 0. |
+| `SYNCLEDGER_METRICS_PUBLIC` | `false` | `true` lets Prometheus scrape `/metrics` without an API key (default: the `audit:read` scope). |
 | `SYNCLEDGER_LOG_FORMAT` | unset | `json` or `text`; unset means JSON when stderr is not a terminal, text when it is. |
 | `SYNCLEDGER_LOG_LEVEL` | `INFO` | The least severe log records written: `DEBUG`, `INFO`, `WARNING` or `ERROR`. |
 | `SYNCLEDGER_REPLAY_ALLOWED_ORGS` | unset | Comma-separated Salesforce org Ids (15 or 18 letters and digits) that replays may target. |
@@ -194,6 +198,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     intercom_reconcile_seconds: float = 10800.0
+    metrics_public: bool = False
 
     @classmethod
     def settings_customise_sources(

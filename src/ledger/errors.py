@@ -32,6 +32,7 @@ needs to know which library was involved. The tree (module in brackets)::
     │   ├── IntercomUnavailable       an outage that outlasted the retries
     │   └── IntercomRejected          a request refused for its content
     ├── WebhookRejected           adapters.intercom.webhooks: a webhook body that cannot be accepted
+    ├── BodyTooLarge              adapters.http.limits: a request body over its route's limit (413)
     ├── LoginRequired             adapters.http.auth: a review page visitor without a usable key
     └── DemoError                 adapters.demo.errors: the demo cannot run
 

@@ -533,3 +533,27 @@ def test_require_intercom_names_what_is_missing(
     assert [variable for variable, _ in caught.value.problems] == missing
     assert "\n" not in str(caught.value)
     assert SECRET not in str(caught.value)
+
+
+def test_operations_settings_are_read_and_checked() -> None:
+    s = load_settings(
+        {
+            "SYNCLEDGER_METRICS_PUBLIC": "true",
+            "SYNCLEDGER_LOG_FORMAT": "TEXT",
+            "SYNCLEDGER_LOG_LEVEL": "debug",
+            "SYNCLEDGER_INTERCOM_RECONCILE_SECONDS": "60",
+        }
+    )
+    assert (s.metrics_public, s.log_format, s.log_level) == (True, "text", "DEBUG")
+    assert s.intercom_reconcile_seconds == 60.0
+    defaults = load_settings({})
+    assert (defaults.metrics_public, defaults.log_format, defaults.log_level) == (
+        False,
+        None,
+        "INFO",
+    )
+    assert defaults.intercom_reconcile_seconds == 10800.0
+    with pytest.raises(SettingsError, match="SYNCLEDGER_LOG_FORMAT: must be json or text"):
+        load_settings({"SYNCLEDGER_LOG_FORMAT": "xml"})
+    with pytest.raises(SettingsError, match="SYNCLEDGER_INTERCOM_RECONCILE_SECONDS"):
+        load_settings({"SYNCLEDGER_INTERCOM_RECONCILE_SECONDS": "0"})

@@ -22,7 +22,7 @@ from adapters.cli.common import (
     task_bars,
 )
 from adapters.intercom.client import IntercomError
-from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.errors import SalesforceError
 from adapters.sync.backfill import BackfillPaused, run_backfill
 
 

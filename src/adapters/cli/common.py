@@ -33,7 +33,7 @@ from rich.table import Table
 
 from adapters.bootstrap import Connections, connections, open_ledger, writer_lease
 from adapters.intercom.client import IntercomAuthError
-from adapters.salesforce.client import SalesforceAuthError
+from adapters.salesforce.errors import SalesforceAuthError
 from adapters.service.errors import ServiceError
 from adapters.settings import Settings, SettingsError, load_settings
 from adapters.store.chain import ChainMissing

@@ -22,7 +22,7 @@ from adapters.cli.common import (
     refuse,
 )
 from adapters.intercom.client import IntercomError
-from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.errors import SalesforceError
 from adapters.settings import SettingsError
 from adapters.sync.fakes import catalog
 from ledger.catalog import FieldCatalog

@@ -29,7 +29,7 @@ from adapters.cli.common import (
     task_bars,
 )
 from adapters.intercom.client import IntercomCompanies
-from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.errors import SalesforceError
 from adapters.salesforce.sandbox import target_accounts
 from adapters.settings import Settings
 from adapters.sync.fakes import catalog

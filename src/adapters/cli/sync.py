@@ -29,7 +29,7 @@ from adapters.cli.common import (
 )
 from adapters.intercom.client import IntercomError
 from adapters.logs import UVICORN_LOG_CONFIG, configure_logging
-from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.errors import SalesforceError
 from adapters.service.errors import ServiceError
 from adapters.service.lease import Lease
 from adapters.settings import Settings

@@ -25,7 +25,8 @@ from adapters.cli.common import (
     read_settings,
     task_bars,
 )
-from adapters.salesforce.client import SalesforceAccounts, SalesforceError
+from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.errors import SalesforceError
 from adapters.sync.fakes import catalog
 from ledger.catalog import FieldCatalog
 from ledger.config import SyncConfig

@@ -28,7 +28,7 @@ from adapters.bootstrap import Service
 from adapters.http.auth import Public
 from adapters.http.deps import ServiceDep
 from adapters.intercom.client import IntercomError
-from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.errors import SalesforceError
 from adapters.service.worker import WorkerStatus
 
 __all__ = ["DATABASE_TIMEOUT", "readiness", "router"]

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, SecretStr
 from adapters.bootstrap import Service
 from adapters.http.auth import REPLAY_EXECUTE, Scope
 from adapters.http.deps import LedgerDep, ServiceDep
-from adapters.salesforce.client import SalesforceError
+from adapters.salesforce.errors import SalesforceError
 from adapters.salesforce.sandbox import target_accounts
 from adapters.settings import Settings
 from adapters.sync.fakes import catalog

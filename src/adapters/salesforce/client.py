@@ -23,59 +23,37 @@ was revoked) logs in again with the same flow and is sent once more; each renewa
 the ``syncledger`` logger (the flow's name, never a secret). A session id given as such cannot be
 renewed: its 401 is a ``SalesforceAuthError``.
 
-Errors are translated here; no simple_salesforce or requests exception escapes::
-
-    SalesforceError
-    ├── SalesforceAuthError       401 INVALID_SESSION_ID: the session id was refused (and
-    │                             could not be renewed), or a renewing login was refused
-    ├── SalesforceLimitExceeded   403 REQUEST_LIMIT_EXCEEDED: the org's daily API calls are used up
-    ├── SalesforceUnavailable     5xx, lock contention, timeout or connection failure after retries
-    └── SalesforceRejected        any other 4xx (errorCode and message from Salesforce); permanent
+Errors are translated (:mod:`adapters.salesforce.calls`); no simple_salesforce or requests
+exception escapes: see the tree in :mod:`ledger.errors`.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import requests
-from simple_salesforce import exceptions as sf_exceptions
-
+from adapters.salesforce.calls import RETRYABLE_CODES, SalesforceCalls
 from adapters.salesforce.errors import (
-    SalesforceAuthError,
     SalesforceError,
-    SalesforceLimitExceeded,
-    SalesforceRejected,
-    SalesforceUnavailable,
 )
 from adapters.salesforce.login import SalesforceConnector, connect
+from adapters.salesforce.records import (
+    JSON,
+    PollResult,
+    Usage,
+    WriteResult,
+    escape_soql,
+    soql_datetime,
+)
 from ledger.budget import Tier, budget_tier
 from ledger.catalog import SalesforceField
 from ledger.facts import AccountChange, AccountKind, AccountRemoval
 from ledger.values import format_salesforce_datetime, parse_salesforce_datetime
 
-__all__ = [
-    "COLLECTION_SIZE",
-    "BudgetTier",
-    "PollResult",
-    "SalesforceAccounts",
-    "SalesforceAuthError",
-    "SalesforceError",
-    "SalesforceLimitExceeded",
-    "SalesforceRejected",
-    "SalesforceUnavailable",
-    "Usage",
-    "WriteResult",
-    "escape_soql",
-]
-
-JSON = dict[str, Any]
 BudgetTier = Tier
 
 COLLECTION_SIZE = 200  # sObject Collections maximum
@@ -84,79 +62,13 @@ READ_BATCH = 200
 # common servers (h11, behind the simulator) cap the request head at 16 KiB, so leave headroom.
 MAX_ENCODED_SOQL = 15_000
 DELETED_WINDOW = timedelta(days=15) - timedelta(minutes=1)  # getDeleted looks back 15 days
-TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
-RETRYABLE_CODES = frozenset(
-    {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"}
-)
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 30.0
-
-
-@dataclass(frozen=True)
-class Usage:
-    """``Sforce-Limit-Info: api-usage=used/total`` of the latest answer."""
-
-    used: int
-    total: int
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """What Salesforce answered for one record of a collection update."""
-
-    salesforce_id: str
-    ok: bool
-    code: str = ""
-    message: str = ""
-    fields: tuple[str, ...] = ()
-    retryable: bool = False
-    api_call: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PollResult:
-    """One poll: changes and removals since the watermark, and where to start next time.
-
-    ``watermark`` is the candidate for the next poll's watermark (the highest SystemModstamp seen,
-    or getDeleted's ``latestDateCovered`` when later); ``deletes_covered_until`` is that
-    ``latestDateCovered``. ``resync_needed`` means deletions may have been missed (the delete log
-    no longer reaches back to the requested start): re-read every account. ``api_calls`` holds one
-    dict per API request made.
-    """
-
-    changes: list[AccountChange]
-    removals: list[AccountRemoval]
-    watermark: str | None
-    deletes_covered_until: str | None = None
-    resync_needed: bool = False
-    message: str = ""
-    api_calls: list[JSON] = field(default_factory=list)
-
-
-def escape_soql(value: str) -> str:
-    """``value`` as the body of a SOQL string literal (quotes and backslashes escaped)."""
-    out = value.replace("\\", "\\\\").replace("'", "\\'")
-    return out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-
-
-def soql_datetime(dt: datetime) -> str:
-    """An unquoted SOQL datetime literal, whole seconds (rounded down) in UTC with ``Z``."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _error_detail(content: Any) -> tuple[str, str]:
-    """``(errorCode, message)`` from a simple-salesforce exception's parsed body."""
-    if isinstance(content, list) and content and isinstance(content[0], Mapping):
-        first = content[0]
-        return str(first.get("errorCode", "")), str(first.get("message", ""))
-    return "", str(content)[:200]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class SalesforceAccounts:
+class SalesforceAccounts(SalesforceCalls):
     """Salesforce Accounts over the REST API through simple-salesforce.
 
     Give ``instance_url`` + ``session_id`` (the adapter connects, and :meth:`close` closes the
@@ -480,107 +392,3 @@ class SalesforceAccounts:
         return results
 
     # -- calls, retries and error translation -----------------------------------------------------
-
-    def _call(self, method: str, path: str, calls: list[JSON], send: Callable[[], Any]) -> Any:
-        """Run ``send`` (one API request) with retries; record it in ``calls``.
-
-        A refused session is renewed once (when there is a login) and ``send`` runs again at
-        once; that is not a retry and does not count against ``max_retries``.
-        """
-        attempt = 0
-        renewed = False
-        while True:
-            try:
-                answer = send()
-            except requests.RequestException as exc:
-                if attempt >= self.max_retries:
-                    calls.append({"method": method, "path": path, "attempts": attempt + 1})
-                    raise SalesforceUnavailable(
-                        f"{method} {path}: Salesforce could not be reached ({type(exc).__name__}) "
-                        f"after {attempt + 1} attempts; check the instance URL and the network"
-                    ) from None
-            except sf_exceptions.SalesforceError as exc:
-                status = int(exc.status)
-                code, message = _error_detail(exc.content)
-                expired = status == 401 and code == "INVALID_SESSION_ID"
-                if expired and self._login is not None and not renewed:
-                    self._renew(method, path)
-                    renewed = True
-                    continue
-                transient = status in TRANSIENT_STATUS or code in RETRYABLE_CODES
-                if not transient or attempt >= self.max_retries:
-                    calls.append(
-                        {"method": method, "path": path, "attempts": attempt + 1, "status": status}
-                    )
-                    raise self._translate(
-                        method, path, status, code, message, attempt + 1
-                    ) from None
-            except ValueError as exc:  # an answer that is not JSON
-                raise SalesforceError(f"{method} {path}: unreadable answer ({exc})") from None
-            else:
-                self._note_usage(self._sf)
-                calls.append({"method": method, "path": path, "attempts": attempt + 1})
-                return answer
-            self._sleep(self._backoff(attempt))
-            attempt += 1
-
-    def _translate(
-        self, method: str, path: str, status: int, code: str, message: str, attempts: int
-    ) -> SalesforceError:
-        where = f"{method} {path}"
-        detail = f"{code}: {message}" if code else message
-        if status == 401 and self._login is not None:
-            renewed = code == "INVALID_SESSION_ID"  # _call renewed it once before this answer
-            after = f" right after a new {self._login.flow} login" if renewed else ""
-            return SalesforceAuthError(
-                f"{where}: Salesforce refused the session ({detail}){after}; check the "
-                "integration user's access",
-                status=status,
-                code=code,
-            )
-        if status == 401:
-            return SalesforceAuthError(
-                "Salesforce refused the session; check SYNCLEDGER_SALESFORCE_SESSION_ID",
-                status=status,
-                code=code,
-            )
-        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-            return SalesforceLimitExceeded(
-                f"{where}: the org's daily API request limit is used up ({detail}); "
-                "wait for it to reset or ask for a higher limit",
-                status=status,
-                code=code,
-            )
-        if status in TRANSIENT_STATUS or code in RETRYABLE_CODES:
-            return SalesforceUnavailable(
-                f"{where}: Salesforce answered {status} {detail} after {attempts} attempts; "
-                "try again later",
-                status=status,
-                code=code,
-            )
-        return SalesforceRejected(
-            f"{where}: Salesforce rejected the request with {status} {detail}",
-            status=status,
-            code=code,
-        )
-
-    def _renew(self, method: str, path: str) -> None:
-        """Log in again with the configured flow (a new client on the same requests session)."""
-        assert self._login is not None
-        self._sf = self._login.connect()
-        logging.getLogger("syncledger").info(
-            "Salesforce session renewed: %s %s was refused (401 INVALID_SESSION_ID); logged in "
-            "again with the %s flow",
-            method,
-            path,
-            self._login.flow,
-        )
-
-    def _note_usage(self, source: Any) -> None:
-        usage = (getattr(source, "api_usage", None) or {}).get("api-usage")
-        if usage is not None:
-            self.usage = Usage(used=int(usage.used), total=int(usage.total))
-
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-        return self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))

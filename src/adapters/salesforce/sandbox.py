@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.salesforce.client import SalesforceAccounts, SalesforceError
+from adapters.salesforce.client import SalesforceAccounts
+from adapters.salesforce.errors import SalesforceError
 from adapters.salesforce.login import connect_with_password
 from adapters.salesforce.system import SalesforceSystem
 from adapters.sync.ports import ORGANIZATION_QUERY, Organization, RecordResult, Updates

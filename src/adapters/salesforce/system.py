@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.salesforce.client import (
-    COLLECTION_SIZE,
-    SalesforceAccounts,
+from adapters.salesforce.client import COLLECTION_SIZE, SalesforceAccounts
+from adapters.salesforce.errors import (
     SalesforceAuthError,
     SalesforceError,
     SalesforceLimitExceeded,

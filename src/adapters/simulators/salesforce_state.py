@@ -1,5 +1,9 @@
 """The simulated org's data: Accounts, the delete log, daily API usage, query cursors, counters.
 
+(Over 400 lines on purpose: one class whose every method holds one lock, so the org's data,
+its delete log and its usage change together; split into classes, each call would need the
+lock passed around. It plays Salesforce in tests and the demo, not in production.)
+
 Every method takes the state's lock, so the HTTP app (in uvicorn's thread) and a test or demo
 (in its own thread) can use one :class:`SalesforceState` at the same time.
 """
