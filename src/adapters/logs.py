@@ -155,6 +155,7 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         named = logging.getLogger(name)
         named.handlers.clear()
+        named.setLevel(logging.NOTSET)  # SYNCLEDGER_LOG_LEVEL decides, not an earlier config
         named.propagate = True
     logging.captureWarnings(True)
 

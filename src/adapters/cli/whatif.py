@@ -82,9 +82,7 @@ def whatif_identifier(
         result = identifier_what_if(candidate, accounts, companies, ledger.mappings())
     _render_whatif(result, ledger.config.identifier.name, refresh, out)
     if output is not None:
-        body = {"field": result.candidate, "counts": result.counts(), "stay": result.stay,
-                "lost": result.lost, "new": result.new, "ties": result.ties}  # fmt: skip
-        output.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+        output.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 def _read_accounts(sf: SalesforceAccounts, field_name: str, out: Console) -> list[AccountView]:
