@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -17,7 +19,13 @@ from eventsourcing.persistence import PersistenceError
 
 from adapters.bootstrap import open_chain
 from adapters.cli.common import DatabaseUrl, console, fail, ledger_url, progress_bar, store_errors
-from adapters.store.chain import ChainReport, NoChainError, init_chain, verify_chain
+from adapters.store.chain import (
+    ChainedRecorder,
+    ChainReport,
+    NoChainError,
+    init_chain,
+    verify_chain,
+)
 from adapters.store.database import safe_url
 
 
@@ -48,26 +56,34 @@ def verify(
     """Walk the hash chain over every stored event and name the first broken position."""
     url = ledger_url(database_url)
     expected = _parse_head(head)
-    try:
-        with store_errors():
-            factory, recorder = open_chain(url)
-    except NoChainError as exc:
-        fail(str(exc), 2)
-    try:
-        with progress_bar("verifying") as (progress, task):
+    with _chained(url) as recorder, progress_bar("verifying") as (progress, task):
+        try:
             report = verify_chain(
                 recorder,
                 expected_head=expected,
                 on_start=lambda stop: progress.update(task, total=stop),
                 on_progress=lambda position: progress.update(task, completed=position),
             )
+        except NoChainError as exc:
+            fail(f"{url}: {exc}", 2)
+    _print(report, head)
+
+
+@contextmanager
+def _chained(url: str) -> Iterator[ChainedRecorder]:
+    """The ledger's chained recorder for the block: a ledger that cannot be opened or read is
+    one line and exit code 2."""
+    try:
+        with store_errors():
+            factory, recorder = open_chain(url)
     except NoChainError as exc:
-        fail(f"{url}: {exc}", 2)
+        fail(str(exc), 2)
+    try:
+        yield recorder
     except PersistenceError as exc:
         fail(f"cannot read the ledger at {safe_url(url)}: {exc}", 2)
     finally:
         factory.close()
-    _print(report, head)
 
 
 def init(
@@ -83,12 +99,7 @@ def init(
     table is missing). The new chain vouches for every event as it is at this moment, so run
     'audit verify' first and know why the chain is missing; it says what it vouched for."""
     url = ledger_url(database_url)
-    try:
-        with store_errors():
-            factory, recorder = open_chain(url)
-    except NoChainError as exc:
-        fail(str(exc), 2)
-    try:
+    with _chained(url) as recorder:
         if recorder.chain_exists():
             console().print("the ledger is chained already: nothing to do (see 'audit verify')")
             return
@@ -98,10 +109,6 @@ def init(
         ):
             fail("not confirmed: nothing was chained (pass --yes to confirm)", 1)
         report = init_chain(recorder)
-    except PersistenceError as exc:
-        fail(f"cannot read the ledger at {safe_url(url)}: {exc}", 2)
-    finally:
-        factory.close()
     assert report is not None
     message = (
         f"chained {report.verified} events as they are now (positions up to "
