@@ -4,8 +4,6 @@ process: a store held by another transaction for longer than a delivery waits, t
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import signal
 import sqlite3
@@ -21,6 +19,7 @@ import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from adapters.simulators.intercom_webhooks import sign
 from adapters.simulators.server import free_port
 from ledger import events as ev
 from tests.e2e.stack import SECRET, SYNCLEDGER, Stack, launch, stack, wait_for
@@ -53,7 +52,7 @@ def webhook(n: int) -> bytes:
 
 
 def deliver(stack: Stack, body: bytes, timeout: float = 30.0) -> httpx.Response:
-    signature = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+    signature = sign(body, SECRET)
     return httpx.post(
         f"{stack.service_url}/webhooks/intercom",
         content=body,

@@ -47,31 +47,27 @@ class ReconcileReport:
 def reconcile_intercom(app: LedgerApp, intercom: CompanySystem) -> ReconcileReport:
     """Keep in the ledger's inbox every Intercom change the ledger has not heard of."""
     app.catch_up()
-    known = {
-        intercom_id: (record.updated_at, record.deleted)
-        for intercom_id, record in app.state.companies.items()
-    }
-    company_ids = {iid: record.company_id for iid, record in app.state.companies.items()}
+    known = dict(app.state.companies)
     seen: set[str] = set()
     counts = {"changed": 0, "removed": 0, "kept": 0}
 
     def changes() -> Iterator[Notification]:
         for company in intercom.every_company():
             seen.add(company.intercom_id)
-            stamp = known.get(company.intercom_id)
-            if stamp is not None and (stamp[1] or company.updated_at <= stamp[0]):
+            record = known.get(company.intercom_id)
+            if record is not None and (record.deleted or company.updated_at <= record.updated_at):
                 continue  # heard of already (or deleted for good: Intercom never reuses ids)
             counts["changed"] += 1
-            kind: CompanyKind = "created" if stamp is None else "updated"
+            kind: CompanyKind = "created" if record is None else "updated"
             fact = replace(company, kind=kind, source="reconcile")
             yield f"reconcile:{company.intercom_id}:{company.updated_at}", fact
 
     counts["kept"] += _keep(app, changes())
-    missing = [iid for iid, (_, deleted) in known.items() if not deleted and iid not in seen]
+    missing = [iid for iid, record in known.items() if not record.deleted and iid not in seen]
     removals: list[Notification] = [
         (
             f"reconcile:{fact.intercom_id}:deleted",
-            replace(fact, company_id=company_ids.get(fact.intercom_id), source="reconcile"),
+            replace(fact, company_id=known[fact.intercom_id].company_id, source="reconcile"),
         )
         for fact in _read(intercom, missing)
         if isinstance(fact, CompanyRemoval)

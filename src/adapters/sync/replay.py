@@ -251,7 +251,7 @@ def _same_org(target: SandboxOrg, org_id: str) -> None:
     another org, or a login that now lands elsewhere, is refused)."""
     rows = target.organization()
     now = str(rows[0].id) if len(rows) == 1 else None
-    if now is None or (now != org_id and now[:15] != org_id[:15]):
+    if now != org_id:  # both read from Organization: the same 18-character form
         raise ReplayRefused(
             f"refused: the connection now writes to org {now or 'unknown'}, not the allowed "
             f"sandbox {org_id}; nothing more was written"
